@@ -1,0 +1,432 @@
+//! The command line: `serve`, `migrate`, `config check`, `user`, `token`, `jobs`, `secrets`.
+//!
+//! Contract: each command loads the configuration first (a bad setting stops it with the setting's name, exit
+//! status 2), prints its result on stdout and errors on stderr, and exits non-zero on failure. Commands that
+//! touch the database migrate it first, so they work on a fresh machine.
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretString};
+use tracing_subscriber::EnvFilter;
+
+use crate::auth::{self, Actor};
+use crate::clock::{Clock as _, SystemClock, format_shanghai};
+use crate::config::{Config, LogFormat};
+use crate::secrets::{self, Keyring};
+use crate::store::{self, Store, tokens, users};
+use crate::{App, Role};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wxrisk",
+    version,
+    about = "WeChat Pay complaint and violation handling for service providers"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./wxrisk.toml when it exists). Also WXRISK_CONFIG.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: HTTP API, callbacks and the job worker.
+    Serve {
+        /// `web` serves HTTP only, `worker` works jobs only; several processes can share a PostgreSQL database.
+        #[arg(long, value_enum, default_value = "all", env = "WXRISK_ROLE")]
+        role: Role,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Console users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The job queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration and print it, secrets redacted.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. Without --password-stdin a random password is generated and printed.
+    Add {
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password.
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token; the token is the last word printed.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token by name or id.
+    Revoke { name_or_id: String },
+    /// List tokens (never the tokens themselves).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Requeue a dead job (or run a waiting one now).
+    Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every stored secret under a new master key. With the key in a file, a new key file is made and
+    /// the old one kept as master.key.retired-<id>; with WXRISK_MASTER_KEY, give the new key in
+    /// WXRISK_NEW_MASTER_KEY.
+    Rotate,
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    let config = match Config::load_from_env(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Migrate);
+    init_logging(&config, serving);
+    match dispatch(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    // One-shot commands log warnings only, so their stdout stays their answer.
+    let level = if serving {
+        config.log.level.clone()
+    } else {
+        "warn".to_owned()
+    };
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url, &config.database)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::config::redact_url_password(&config.database_url)
+            )
+        })?;
+    store::migrate::run(&store, SystemClock.now_ms())
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(SecretString, bool)> {
+    if !from_stdin {
+        return Ok((auth::generate_password()?, true));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok((
+        SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()),
+        false,
+    ))
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    let now = SystemClock.now_ms();
+    match command {
+        Command::Serve { role } => serve(config, role).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            let pending = store::migrate::pending(&store).await?;
+            println!(
+                "database {} is at the current schema ({} pending)",
+                store.backend().name(),
+                pending.len()
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check) => {
+            println!("# wxrisk configuration: valid. Effective values, secrets redacted:\n");
+            print!("{}", config.redacted_toml());
+            Ok(())
+        }
+        Command::User(command) => {
+            let store = open_store(&config).await?;
+            match command {
+                UserCommand::Add {
+                    username,
+                    password_stdin,
+                } => {
+                    let (password, generated) = read_password(password_stdin)?;
+                    auth::add_user(&store, &username, &password, now, &Actor::Cli).await?;
+                    println!("user {username} added");
+                    if generated {
+                        println!("password: {}", password.expose_secret());
+                    }
+                }
+                UserCommand::Passwd {
+                    username,
+                    password_stdin,
+                } => {
+                    let (password, generated) = read_password(password_stdin)?;
+                    auth::set_password(&store, &username, &password, now, &Actor::Cli).await?;
+                    println!("password of {username} changed");
+                    if generated {
+                        println!("password: {}", password.expose_secret());
+                    }
+                }
+                UserCommand::List => {
+                    let mut conn = store.conn().await?;
+                    for user in users::list(&mut conn).await? {
+                        let state = if user.disabled { "disabled" } else { "active" };
+                        println!(
+                            "{}\t{}\t{state}\tcreated {}",
+                            user.id,
+                            user.username,
+                            format_shanghai(user.created_at)
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Token(command) => {
+            let store = open_store(&config).await?;
+            match command {
+                TokenCommand::Create { name } => {
+                    let name = name.trim();
+                    if name.is_empty() || name.len() > 64 {
+                        anyhow::bail!("--name must be 1 to 64 characters");
+                    }
+                    let (id, token) = match auth::create_token(&store, name, now, &Actor::Cli).await
+                    {
+                        Err(store::StoreError::Conflict { .. }) => {
+                            anyhow::bail!("an active token named `{name}` exists")
+                        }
+                        other => other?,
+                    };
+                    println!("created API token {id} `{name}`; it is shown only now:");
+                    println!("{}", token.expose_secret());
+                }
+                TokenCommand::Revoke { name_or_id } => {
+                    let mut tx = store.begin().await?;
+                    let Some(row) = tokens::revoke(&mut tx, &name_or_id, now).await? else {
+                        anyhow::bail!("no active token `{name_or_id}`");
+                    };
+                    store::audit::record(
+                        &mut tx,
+                        now,
+                        &Actor::Cli.label(),
+                        "token.revoke",
+                        ("api_token", &row.id.to_string()),
+                        &serde_json::json!({"name": row.name}),
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    println!("revoked token {} `{}`", row.id, row.name);
+                }
+                TokenCommand::List => {
+                    let mut conn = store.conn().await?;
+                    for token in tokens::list(&mut conn).await? {
+                        let state = match token.revoked_at {
+                            Some(at) => format!("revoked {}", format_shanghai(at)),
+                            None => "active".to_owned(),
+                        };
+                        let used = token
+                            .last_used_at
+                            .map(format_shanghai)
+                            .unwrap_or_else(|| "never".to_owned());
+                        println!(
+                            "{}\t{}\t{}…\t{state}\tlast used {used}",
+                            token.id, token.name, token.token_prefix
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Jobs(command) => jobs(config, command).await,
+        Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
+    }
+}
+
+async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    let app = App::builder(config).role(role).build().await?;
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing requests and jobs in flight");
+        token.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<()> {
+    let app = App::builder(config).role(Role::Worker).build().await?;
+    let state = app.state();
+    match command {
+        JobsCommand::List {
+            status,
+            kind,
+            limit,
+        } => {
+            let filter = crate::web::api::jobs::filter_of(status.as_deref(), kind, None)?;
+            let mut conn = state.store().conn().await?;
+            let rows = store::jobs::list(&mut conn, &filter, None, limit.clamp(1, 1000)).await?;
+            for job in rows {
+                println!(
+                    "{}\t{}\t{}\tattempts {}\trun at {}\t{}",
+                    job.id,
+                    job.status,
+                    job.kind,
+                    job.attempts,
+                    format_shanghai(job.run_at),
+                    job.last_error.unwrap_or_default()
+                );
+            }
+        }
+        JobsCommand::Retry { id } => {
+            let job = crate::web::api::jobs::retry_job(state, &Actor::Cli, id).await?;
+            println!("job {} ({}) queued to run now", job.id, job.kind);
+        }
+    }
+    state.store().close().await;
+    Ok(())
+}
+
+async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let old = Keyring::load(&config)?;
+    let key_file = config.master_key_file();
+    let from_env = std::env::var("WXRISK_NEW_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let new_key = match (&from_env, &config.master_key) {
+        (Some(text), _) => crate::config::decode_master_key(text)
+            .map_err(|reason| anyhow::anyhow!("WXRISK_NEW_MASTER_KEY: {reason}"))?,
+        (None, Some(_)) => anyhow::bail!(
+            "the master key comes from WXRISK_MASTER_KEY: put the new key in WXRISK_NEW_MASTER_KEY \
+             (e.g. `openssl rand -base64 32`) and run this again"
+        ),
+        (None, None) => secrets::load_or_create_next_key(&key_file)?,
+    };
+    let ring = old.with_new_current(&new_key);
+    if ring.current_id() == old.current_id() {
+        anyhow::bail!("the new master key is the current one");
+    }
+    let now = SystemClock.now_ms();
+    let mut tx = store.begin().await?;
+    let count = store::secrets::reseal_all(&mut tx, &ring).await?;
+    let detail = serde_json::json!({"from_key": old.current_id(), "to_key": ring.current_id(), "resealed": count});
+    store::audit::record(
+        &mut tx,
+        now,
+        &Actor::Cli.label(),
+        "secrets.rotate",
+        ("master_key", ring.current_id()),
+        &detail,
+    )
+    .await?;
+    tx.commit().await?;
+    println!(
+        "re-sealed {count} secret(s) under master key {} (was {})",
+        ring.current_id(),
+        old.current_id()
+    );
+    if from_env.is_none() && config.master_key.is_none() {
+        secrets::finish_file_rotation(&key_file, old.current_id())?;
+        println!(
+            "{} now holds the new key; the old one is kept as master.key.retired-{} (delete it once backups \
+             made before today are no longer needed)",
+            key_file.display(),
+            old.current_id()
+        );
+    } else {
+        println!(
+            "now set WXRISK_MASTER_KEY to the new key on every instance, and keep the old key in \
+             WXRISK_MASTER_KEY_PREVIOUS until all have restarted"
+        );
+    }
+    store.close().await;
+    Ok(())
+}

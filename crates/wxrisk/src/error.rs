@@ -1,0 +1,137 @@
+//! The web layer's error: a stable JSON body `{"code", "message", "field"?}` and the HTTP status that goes with
+//! it. Causes are logged here with their chain; clients get the stable code and a message without internals.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well-formed JSON but a value is wrong.
+    #[error("{0}")]
+    Invalid(#[from] FieldError),
+    /// The body is not the JSON this endpoint takes.
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{message}")]
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("requests must be sent as application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `INVALID_FIELD`, `UNKNOWN_FIELD`, `MISSING_FIELD`, `MALFORMED_JSON`, `NOT_FOUND`,
+    /// `CONFLICT`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, as a path (`settings.to[1]`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    pub fn conflict(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Invalid(FieldError::new(field, message))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", None),
+            ApiError::Invalid(e) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                Some(e.field.clone()),
+            ),
+            ApiError::BadRequest { code, field, .. } => {
+                (StatusCode::BAD_REQUEST, code, field.clone())
+            }
+            ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "CONFLICT", field.clone()),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                None,
+            ),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", None),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict { constraint } => ApiError::Conflict {
+                field: None,
+                message: format!("conflicts with an existing record ({constraint})"),
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<crate::secrets::SecretsError> for ApiError {
+    fn from(e: crate::secrets::SecretsError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            // `{:#}` prints the whole cause chain on one line.
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let message = match &self {
+            ApiError::Invalid(e) => e.message.clone(),
+            other => other.to_string(),
+        };
+        (
+            status,
+            axum::Json(ErrorBody {
+                code: code.to_owned(),
+                message,
+                field,
+            }),
+        )
+            .into_response()
+    }
+}

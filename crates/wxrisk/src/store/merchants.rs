@@ -1,0 +1,165 @@
+//! `merchants`: a provider's sub-merchants.
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use super::{Page, StoreError, StoreResult, col, flag, to_flag};
+
+#[derive(Debug, Clone)]
+pub struct MerchantRow {
+    pub id: i64,
+    pub provider_id: i64,
+    pub mchid: String,
+    pub name: String,
+    pub reply_text: Option<String>,
+    pub auto_refund: bool,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug)]
+pub struct MerchantWrite<'a> {
+    pub provider_id: i64,
+    pub mchid: &'a str,
+    pub name: &'a str,
+    pub reply_text: Option<&'a str>,
+    pub auto_refund: bool,
+    pub enabled: bool,
+}
+
+/// List filters; `None` means any.
+#[derive(Debug, Default, Clone)]
+pub struct MerchantFilter {
+    pub provider_id: Option<i64>,
+    pub mchid: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+const COLUMNS: &str =
+    "id, provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> StoreResult<MerchantRow> {
+    Ok(MerchantRow {
+        id: col(row, "id")?,
+        provider_id: col(row, "provider_id")?,
+        mchid: col(row, "mchid")?,
+        name: col(row, "name")?,
+        reply_text: col(row, "reply_text")?,
+        auto_refund: flag(row, "auto_refund")?,
+        enabled: flag(row, "enabled")?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+    })
+}
+
+pub async fn insert(conn: &mut AnyConnection, m: &MerchantWrite<'_>, now: i64) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "insert into merchants (provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $7) returning id",
+    )
+    .bind(m.provider_id)
+    .bind(m.mchid)
+    .bind(m.name)
+    .bind(m.reply_text)
+    .bind(to_flag(m.auto_refund))
+    .bind(to_flag(m.enabled))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    col(&row, "id")
+}
+
+pub async fn update(
+    conn: &mut AnyConnection,
+    id: i64,
+    m: &MerchantWrite<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "update merchants set provider_id = $1, mchid = $2, name = $3, reply_text = $4, auto_refund = $5, \
+         enabled = $6, updated_at = $7 where id = $8",
+    )
+    .bind(m.provider_id)
+    .bind(m.mchid)
+    .bind(m.name)
+    .bind(m.reply_text)
+    .bind(to_flag(m.auto_refund))
+    .bind(to_flag(m.enabled))
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("merchant"));
+    }
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<MerchantRow>> {
+    let sql = format!("select {COLUMNS} from merchants where id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Sub-merchants with this mchid, across providers (normally one).
+pub async fn find_by_mchid(
+    conn: &mut AnyConnection,
+    provider_id: Option<i64>,
+    mchid: &str,
+) -> StoreResult<Vec<MerchantRow>> {
+    let filter = MerchantFilter {
+        provider_id,
+        mchid: Some(mchid.to_owned()),
+        enabled: None,
+    };
+    list(
+        conn,
+        &filter,
+        Page {
+            after_id: 0,
+            limit: 10,
+        },
+    )
+    .await
+}
+
+pub async fn list(
+    conn: &mut AnyConnection,
+    filter: &MerchantFilter,
+    page: Page,
+) -> StoreResult<Vec<MerchantRow>> {
+    // Each filter is `($n is null or column = $n)`, so one SQL text serves every combination.
+    let sql = format!(
+        "select {COLUMNS} from merchants where id > $1 \
+         and ($2 is null or provider_id = $2) and ($3 is null or mchid = $3) and ($4 is null or enabled = $4) \
+         order by id limit $5"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(page.after_id)
+        .bind(filter.provider_id)
+        .bind(filter.mchid.as_deref())
+        .bind(filter.enabled.map(to_flag))
+        .bind(page.limit + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Delete a sub-merchant and its channels.
+pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
+    sqlx::query("delete from channels where merchant_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("delete from merchants where id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

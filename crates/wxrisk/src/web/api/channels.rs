@@ -1,0 +1,434 @@
+//! `/api/v1/channels`: notification channels of a provider or of a sub-merchant.
+//!
+//! Contract: a channel belongs to a provider (`provider_id` alone) or to a sub-merchant (`merchant_id`, or
+//! `merchant_mchid` — with `provider_id` when two providers share that mchid). Settings are validated per kind
+//! (`domain::channel`); credentials among them are sealed and never returned (`secrets_set` names them). A PATCH
+//! of `settings` merges: keys given replace, keys set to `null` are removed, secrets not given are kept.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::auth::Actor;
+use crate::clock::format_shanghai;
+use crate::domain::channel::{ChannelKind, SplitSettings, validate_settings};
+use crate::domain::{FieldError, Mchid};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::channels::{self, ChannelFilter, ChannelRow, ChannelWrite};
+use crate::store::secrets::CHANNEL_SECRETS;
+use crate::store::{audit, merchants, providers};
+use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelIn {
+    /// The provider; alone, the channel is the provider's own.
+    pub provider_id: Option<i64>,
+    /// The sub-merchant the channel belongs to.
+    pub merchant_id: Option<i64>,
+    /// The sub-merchant, by its mchid.
+    pub merchant_mchid: Option<String>,
+    pub kind: ChannelKind,
+    /// A label for people; defaults to the kind.
+    pub name: Option<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Per kind; see the channel documentation. Credentials are write-only.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelPatch {
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Patch<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub enabled: Patch<bool>,
+    /// Merged into the stored settings.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub settings: Patch<Map<String, Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelOut {
+    pub id: i64,
+    pub provider_id: i64,
+    pub merchant_id: Option<i64>,
+    pub merchant_mchid: Option<String>,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub enabled: bool,
+    /// Settings without credentials.
+    #[schema(value_type = Object)]
+    pub settings: Value,
+    /// Credential keys that hold a value.
+    pub secrets_set: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChannelListQuery {
+    pub provider_id: Option<i64>,
+    pub merchant_id: Option<i64>,
+    pub merchant_mchid: Option<String>,
+    /// `true`: only the providers' own channels.
+    pub provider_only: Option<bool>,
+    pub kind: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+fn parse_kind(row: &ChannelRow) -> Result<ChannelKind, ApiError> {
+    ChannelKind::parse(&row.kind).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "channel {} has unknown kind {}",
+            row.id,
+            row.kind
+        ))
+    })
+}
+
+fn open_secrets(state: &AppState, row: &ChannelRow) -> Result<Map<String, Value>, ApiError> {
+    let Some(sealed) = &row.secrets_sealed else {
+        return Ok(Map::new());
+    };
+    let plain = state.keyring().open(CHANNEL_SECRETS.purpose(), sealed)?;
+    serde_json::from_slice(plain.expose_secret()).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "channel {} secrets are not a JSON object: {e}",
+            row.id
+        ))
+    })
+}
+
+async fn to_out(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    row: ChannelRow,
+) -> Result<ChannelOut, ApiError> {
+    let kind = parse_kind(&row)?;
+    let secrets_set = open_secrets(state, &row)?.keys().cloned().collect();
+    let merchant_mchid = match row.merchant_id {
+        Some(id) => merchants::get(conn, id).await?.map(|m| m.mchid),
+        None => None,
+    };
+    let settings = serde_json::from_str(&row.settings).map_err(|e| {
+        ApiError::internal(anyhow::anyhow!(
+            "channel {} settings are not JSON: {e}",
+            row.id
+        ))
+    })?;
+    Ok(ChannelOut {
+        id: row.id,
+        provider_id: row.provider_id,
+        merchant_id: row.merchant_id,
+        merchant_mchid,
+        kind,
+        name: row.name,
+        enabled: row.enabled,
+        settings,
+        secrets_set,
+        created_at: format_shanghai(row.created_at),
+        updated_at: format_shanghai(row.updated_at),
+    })
+}
+
+async fn load_out(state: &AppState, id: i64) -> Result<ChannelOut, ApiError> {
+    let mut conn = state.store().conn().await?;
+    let row = channels::get(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    to_out(&mut conn, state, row).await
+}
+
+/// Work out which provider (and sub-merchant) a new channel belongs to.
+async fn resolve_owner(
+    conn: &mut sqlx::AnyConnection,
+    input: &ChannelIn,
+) -> Result<(i64, Option<i64>), ApiError> {
+    if input.merchant_id.is_some() && input.merchant_mchid.is_some() {
+        return Err(ApiError::invalid(
+            "merchant_mchid",
+            "give merchant_id or merchant_mchid, not both",
+        ));
+    }
+    if let Some(merchant_id) = input.merchant_id {
+        let merchant = merchants::get(conn, merchant_id).await?.ok_or_else(|| {
+            ApiError::invalid(
+                "merchant_id",
+                format!("no sub-merchant has id {merchant_id}"),
+            )
+        })?;
+        if input.provider_id.is_some_and(|p| p != merchant.provider_id) {
+            return Err(ApiError::invalid(
+                "provider_id",
+                "is not the provider of this sub-merchant",
+            ));
+        }
+        return Ok((merchant.provider_id, Some(merchant.id)));
+    }
+    if let Some(mchid) = &input.merchant_mchid {
+        let mchid = Mchid::parse("merchant_mchid", mchid)?;
+        let found = merchants::find_by_mchid(conn, input.provider_id, mchid.as_str()).await?;
+        return match found.as_slice() {
+            [merchant] => Ok((merchant.provider_id, Some(merchant.id))),
+            [] => Err(ApiError::invalid(
+                "merchant_mchid",
+                format!("no sub-merchant has mchid {mchid}"),
+            )),
+            _ => Err(ApiError::invalid(
+                "merchant_mchid",
+                format!("several providers have a sub-merchant {mchid}; give provider_id too"),
+            )),
+        };
+    }
+    match input.provider_id {
+        Some(provider_id) => match providers::get(conn, provider_id).await? {
+            Some(_) => Ok((provider_id, None)),
+            None => Err(ApiError::invalid(
+                "provider_id",
+                format!("no provider has id {provider_id}"),
+            )),
+        },
+        None => Err(ApiError::invalid(
+            "provider_id",
+            "give provider_id, merchant_id or merchant_mchid",
+        )),
+    }
+}
+
+fn channel_name(kind: ChannelKind, name: Option<String>) -> Result<String, FieldError> {
+    match name.filter(|n| !n.trim().is_empty()) {
+        Some(name) => crate::domain::text_field("name", &name, 128),
+        None => Ok(kind.as_str().to_owned()),
+    }
+}
+
+fn seal_secrets(state: &AppState, split: &SplitSettings) -> Result<Option<String>, ApiError> {
+    if split.secrets.is_empty() {
+        return Ok(None);
+    }
+    let json = Value::Object(split.secrets.clone()).to_string();
+    Ok(Some(
+        state
+            .keyring()
+            .seal(CHANNEL_SECRETS.purpose(), json.as_bytes())?,
+    ))
+}
+
+#[utoipa::path(post, path = "/channels", tag = "channels", request_body = ChannelIn,
+    responses((status = 201, body = ChannelOut), (status = 400, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(input): ApiJson<ChannelIn>,
+) -> Result<(StatusCode, Json<ChannelOut>), ApiError> {
+    let now = state.now_ms();
+    let name = channel_name(input.kind, input.name.clone())?;
+    let split = validate_settings(input.kind, input.settings.clone())?;
+    let sealed = seal_secrets(&state, &split)?;
+    let settings = Value::Object(split.public).to_string();
+    let mut tx = state.store().begin().await?;
+    let (provider_id, merchant_id) = resolve_owner(&mut tx, &input).await?;
+    let write = ChannelWrite {
+        provider_id,
+        merchant_id,
+        kind: input.kind.as_str(),
+        name: &name,
+        enabled: input.enabled,
+        settings: &settings,
+        secrets_sealed: sealed.as_deref(),
+    };
+    let id = channels::insert(&mut tx, &write, now).await?;
+    let detail = serde_json::json!({"provider_id": provider_id, "merchant_id": merchant_id, "kind": input.kind.as_str()});
+    audit::record(
+        &mut tx,
+        now,
+        &actor.label(),
+        "channel.create",
+        ("channel", &id.to_string()),
+        &detail,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        channel_id = id,
+        provider_id,
+        merchant_id,
+        kind = input.kind.as_str(),
+        actor = actor.label(),
+        "channel created"
+    );
+    Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+}
+
+#[utoipa::path(get, path = "/channels", tag = "channels", params(ChannelListQuery),
+    responses((status = 200, body = ListOut<ChannelOut>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _actor: Actor,
+    ApiQuery(query): ApiQuery<ChannelListQuery>,
+) -> Result<Json<ListOut<ChannelOut>>, ApiError> {
+    let page = PageQuery {
+        cursor: query.cursor,
+        limit: query.limit,
+    }
+    .page()?;
+    let mut conn = state.store().conn().await?;
+    let mut merchant_id = query.merchant_id;
+    if let Some(mchid) = &query.merchant_mchid {
+        let found = merchants::find_by_mchid(&mut conn, query.provider_id, mchid).await?;
+        match found.first() {
+            Some(m) => merchant_id = Some(m.id),
+            None => return Ok(Json(ListOut::new(Vec::new(), None))),
+        }
+    }
+    if let Some(kind) = &query.kind
+        && ChannelKind::parse(kind).is_none()
+    {
+        return Err(ApiError::invalid(
+            "kind",
+            format!("`{kind}` is not a channel kind"),
+        ));
+    }
+    let filter = ChannelFilter {
+        provider_id: query.provider_id,
+        merchant_id,
+        provider_only: query.provider_only.unwrap_or(false),
+        kind: query.kind,
+    };
+    let (rows, next) = page.finish(channels::list(&mut conn, &filter, page).await?, |c| c.id);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(to_out(&mut conn, &state, row).await?);
+    }
+    Ok(Json(ListOut::new(items, next)))
+}
+
+#[utoipa::path(get, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)),
+    responses((status = 200, body = ChannelOut), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    _actor: Actor,
+    IdPath(id): IdPath,
+) -> Result<Json<ChannelOut>, ApiError> {
+    Ok(Json(load_out(&state, id).await?))
+}
+
+#[utoipa::path(patch, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = ChannelPatch,
+    responses((status = 200, body = ChannelOut), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+    ApiJson(patch): ApiJson<ChannelPatch>,
+) -> Result<Json<ChannelOut>, ApiError> {
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    let current = channels::get(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    let kind = parse_kind(&current)?;
+    let mut changed: Vec<String> = Vec::new();
+    let name = match patch.name {
+        Patch::Missing => current.name.clone(),
+        Patch::Null => kind.as_str().to_owned(),
+        Patch::Value(name) => channel_name(kind, Some(name))?,
+    };
+    if name != current.name {
+        changed.push("name".to_owned());
+    }
+    let enabled = patch.enabled.required("enabled", current.enabled)?;
+    if enabled != current.enabled {
+        changed.push("enabled".to_owned());
+    }
+    let (settings, sealed) = match patch.settings {
+        Patch::Missing => (current.settings.clone(), current.secrets_sealed.clone()),
+        Patch::Null => return Err(ApiError::invalid("settings", "cannot be null")),
+        Patch::Value(update) => {
+            let mut merged: Map<String, Value> =
+                serde_json::from_str(&current.settings).map_err(|e| {
+                    ApiError::internal(anyhow::anyhow!("channel {id} settings are not JSON: {e}"))
+                })?;
+            merged.extend(open_secrets(&state, &current)?);
+            for (key, value) in update {
+                changed.push(format!("settings.{key}"));
+                if value.is_null() {
+                    merged.remove(&key);
+                } else {
+                    merged.insert(key, value);
+                }
+            }
+            let split = validate_settings(kind, Value::Object(merged))?;
+            (
+                Value::Object(split.public.clone()).to_string(),
+                seal_secrets(&state, &split)?,
+            )
+        }
+    };
+    let write = ChannelWrite {
+        provider_id: current.provider_id,
+        merchant_id: current.merchant_id,
+        kind: kind.as_str(),
+        name: &name,
+        enabled,
+        settings: &settings,
+        secrets_sealed: sealed.as_deref(),
+    };
+    channels::update(&mut tx, id, &write, now).await?;
+    audit::record(
+        &mut tx,
+        now,
+        &actor.label(),
+        "channel.update",
+        ("channel", &id.to_string()),
+        &serde_json::json!({"fields": changed}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(channel_id = id, actor = actor.label(), fields = ?changed, "channel updated");
+    Ok(Json(load_out(&state, id).await?))
+}
+
+#[utoipa::path(delete, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    if !channels::delete(&mut tx, id).await? {
+        return Err(ApiError::NotFound("channel"));
+    }
+    audit::record(
+        &mut tx,
+        now,
+        &actor.label(),
+        "channel.delete",
+        ("channel", &id.to_string()),
+        &serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(channel_id = id, actor = actor.label(), "channel deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,79 @@
+//! The JSON API, version 1, and its OpenAPI document (`/api/v1/openapi.json`).
+
+pub mod channels;
+pub mod jobs;
+pub mod merchants;
+pub mod providers;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::state::AppState;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "wxrisk API", description = "Complaint and violation handling for WeChat Pay service providers."),
+    servers((url = "/api/v1")),
+    paths(
+        providers::create, providers::list, providers::get, providers::update, providers::delete,
+        merchants::create, merchants::list, merchants::get, merchants::update, merchants::delete,
+        channels::create, channels::list, channels::get, channels::update, channels::delete,
+        jobs::list, jobs::get, jobs::retry,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::domain::channel::ChannelKind)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from `wxrisk token create --name NAME`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/providers", get(providers::list).post(providers::create))
+        .route(
+            "/providers/{id}",
+            get(providers::get)
+                .patch(providers::update)
+                .delete(providers::delete),
+        )
+        .route("/merchants", get(merchants::list).post(merchants::create))
+        .route(
+            "/merchants/{id}",
+            get(merchants::get)
+                .patch(merchants::update)
+                .delete(merchants::delete),
+        )
+        .route("/channels", get(channels::list).post(channels::create))
+        .route(
+            "/channels/{id}",
+            get(channels::get)
+                .patch(channels::update)
+                .delete(channels::delete),
+        )
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::get))
+        .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,11 @@
+//! wxrisk's integration tests: one binary. Every test gets a fresh database — SQLite, or PostgreSQL when
+//! `WXRISK_TEST_DATABASE_URL` is set (`scripts/test` runs the suite both ways).
+
+mod api_channels;
+mod api_merchants;
+mod api_providers;
+mod cli;
+mod crosscheck;
+mod health;
+mod helpers;
+mod jobs;
