@@ -35,9 +35,7 @@ pub struct MerchantPrivateKey {
 impl std::fmt::Debug for MerchantPrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key itself never reaches a log line.
-        f.debug_struct("MerchantPrivateKey")
-            .field("bits", &(self.key.public_modulus_len() * 8))
-            .finish_non_exhaustive()
+        f.debug_struct("MerchantPrivateKey").field("bits", &(self.key.public_modulus_len() * 8)).finish_non_exhaustive()
     }
 }
 
@@ -45,18 +43,13 @@ impl MerchantPrivateKey {
     /// Parse `-----BEGIN PRIVATE KEY-----` (PKCS#8, what WeChat's certificate tool writes) or
     /// `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let der = PrivateKeyDer::from_pem_slice(pem.trim().as_bytes()).map_err(|e| {
-            KeyError::Pem(format!(
-                "expected a PRIVATE KEY or RSA PRIVATE KEY block ({e})"
-            ))
-        })?;
+        let der = PrivateKeyDer::from_pem_slice(pem.trim().as_bytes())
+            .map_err(|e| KeyError::Pem(format!("expected a PRIVATE KEY or RSA PRIVATE KEY block ({e})")))?;
         let key = match &der {
             PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
             PrivateKeyDer::Sec1(_) => {
-                return Err(KeyError::Rsa(
-                    "this is an EC key, WeChat Pay uses RSA".into(),
-                ));
+                return Err(KeyError::Rsa("this is an EC key, WeChat Pay uses RSA".into()));
             }
             _ => return Err(KeyError::Rsa("unsupported private key encoding".into())),
         }
@@ -71,14 +64,7 @@ impl MerchantPrivateKey {
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut signature = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .map_err(|_| KeyError::Sign)?;
+        self.key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature).map_err(|_| KeyError::Sign)?;
         Ok(signature)
     }
 
@@ -106,8 +92,8 @@ impl std::fmt::Debug for RsaPublicKey {
 impl RsaPublicKey {
     /// From SubjectPublicKeyInfo DER.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
-            .map_err(|e| KeyError::Rsa(e.to_string()))?;
+        let parsed =
+            ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).map_err(|e| KeyError::Rsa(e.to_string()))?;
         Ok(Self { parsed })
     }
 
@@ -143,14 +129,9 @@ impl Certificate {
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes())
             .map_err(|e| KeyError::Pem(format!("expected a CERTIFICATE block ({e})")))?;
         if pem.label != "CERTIFICATE" {
-            return Err(KeyError::Pem(format!(
-                "expected a CERTIFICATE block, found {}",
-                pem.label
-            )));
+            return Err(KeyError::Pem(format!("expected a CERTIFICATE block, found {}", pem.label)));
         }
-        let cert = pem
-            .parse_x509()
-            .map_err(|e| KeyError::Certificate(e.to_string()))?;
+        let cert = pem.parse_x509().map_err(|e| KeyError::Certificate(e.to_string()))?;
         let serial = serial_hex(cert.raw_serial());
         let public_key = RsaPublicKey::from_spki_der(cert.public_key().raw)?;
         Ok(Self {
@@ -165,19 +146,13 @@ impl Certificate {
 
 /// Upper-case hex of a DER serial, without the sign byte DER adds when the high bit is set.
 fn serial_hex(raw: &[u8]) -> String {
-    let start = raw
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(raw.len().saturating_sub(1));
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
     hex::encode_upper(&raw[start..])
 }
 
 /// Normalise a certificate serial an operator typed: upper-case hex, `:`/space separators removed.
 pub fn normalize_serial(serial: &str) -> Result<String, KeyError> {
-    let cleaned: String = serial
-        .chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect();
+    let cleaned: String = serial.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
     if cleaned.is_empty() || cleaned.len() > 64 || !cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(KeyError::Serial);
     }
@@ -197,15 +172,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(
-            MerchantPrivateKey::from_pem("hello"),
-            Err(KeyError::Pem(_))
-        ));
+        assert!(matches!(MerchantPrivateKey::from_pem("hello"), Err(KeyError::Pem(_))));
         assert!(matches!(RsaPublicKey::from_pem(""), Err(KeyError::Pem(_))));
-        assert!(
-            Certificate::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
-                .is_err()
-        );
+        assert!(Certificate::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
     }
 
     #[test]

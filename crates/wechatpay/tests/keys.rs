@@ -14,10 +14,7 @@ fn pkcs8_and_pkcs1_keys_load_and_match_their_certificate() {
     assert!(cert.not_after > cert.not_before);
     for name in ["merchant_key.pem", "merchant_key_pkcs1.pem"] {
         let key = MerchantPrivateKey::from_pem(&testdata(name)).expect(name);
-        assert!(
-            key.matches(&cert.public_key),
-            "{name} should match its certificate"
-        );
+        assert!(key.matches(&cert.public_key), "{name} should match its certificate");
     }
 }
 
@@ -29,10 +26,7 @@ fn a_key_does_not_match_someone_elses_certificate() {
     let public = RsaPublicKey::from_pem(&testdata("wechatpay_public_key.pem")).expect("public key");
     assert!(!key.matches(&public));
     let other_key = MerchantPrivateKey::from_pem(&testdata("other_key.pem")).expect("other key");
-    assert!(
-        other_key.matches(&public),
-        "the public key was derived from other_key.pem"
-    );
+    assert!(other_key.matches(&public), "the public key was derived from other_key.pem");
 }
 
 #[test]
@@ -44,28 +38,13 @@ fn high_bit_serial_has_no_sign_byte() {
 #[test]
 fn weak_or_wrong_keys_are_refused_with_a_reason() {
     let short = MerchantPrivateKey::from_pem(&testdata("short_key.pem")).expect_err("1024-bit key");
-    assert!(
-        matches!(short, KeyError::TooShort(1024) | KeyError::Rsa(_)),
-        "{short:?}"
-    );
-    assert!(
-        short.to_string().to_lowercase().contains("small") || short.to_string().contains("2048"),
-        "{short}"
-    );
-    assert!(matches!(
-        MerchantPrivateKey::from_pem(&testdata("ec_key.pem")),
-        Err(KeyError::Rsa(_))
-    ));
+    assert!(matches!(short, KeyError::TooShort(1024) | KeyError::Rsa(_)), "{short:?}");
+    assert!(short.to_string().to_lowercase().contains("small") || short.to_string().contains("2048"), "{short}");
+    assert!(matches!(MerchantPrivateKey::from_pem(&testdata("ec_key.pem")), Err(KeyError::Rsa(_))));
     // A certificate where a key is expected and the other way round.
-    assert!(matches!(
-        MerchantPrivateKey::from_pem(&testdata("merchant_cert.pem")),
-        Err(KeyError::Pem(_))
-    ));
+    assert!(matches!(MerchantPrivateKey::from_pem(&testdata("merchant_cert.pem")), Err(KeyError::Pem(_))));
     assert!(Certificate::from_pem(&testdata("merchant_key.pem")).is_err());
-    assert!(matches!(
-        RsaPublicKey::from_pem(&testdata("merchant_cert.pem")),
-        Err(KeyError::Pem(_))
-    ));
+    assert!(matches!(RsaPublicKey::from_pem(&testdata("merchant_cert.pem")), Err(KeyError::Pem(_))));
     // A truncated key.
     let key = testdata("merchant_key.pem");
     let truncated = format!("{}\n-----END PRIVATE KEY-----\n", &key[..600]);
@@ -78,16 +57,13 @@ fn signatures_verify_with_openssl_public_key() {
     // here the public key OpenSSL derived must accept what this key signs, and refuse a changed message.
     let key = MerchantPrivateKey::from_pem(&testdata("other_key.pem")).expect("key");
     let public = RsaPublicKey::from_pem(&testdata("wechatpay_public_key.pem")).expect("public key");
-    let signature = key
-        .sign_sha256(b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n")
-        .expect("sign");
+    let signature =
+        key.sign_sha256(b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n").expect("sign");
     assert_eq!(signature.len(), 256);
-    assert!(public.verify_sha256(
-        b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n",
-        &signature
-    ));
-    assert!(!public.verify_sha256(
-        b"GET\n/v3/certificates\n1554208461\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n",
-        &signature
-    ));
+    assert!(
+        public.verify_sha256(b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n", &signature)
+    );
+    assert!(
+        !public.verify_sha256(b"GET\n/v3/certificates\n1554208461\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n", &signature)
+    );
 }

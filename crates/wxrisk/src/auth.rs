@@ -45,15 +45,9 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Create an API token named `name`. Returns its id and the token itself (shown once).
-pub async fn create_token(
-    store: &Store,
-    name: &str,
-    now: i64,
-    actor: &Actor,
-) -> StoreResult<(i64, SecretString)> {
+pub async fn create_token(store: &Store, name: &str, now: i64, actor: &Actor) -> StoreResult<(i64, SecretString)> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| StoreError::Corrupt("no randomness available".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Corrupt("no randomness available".into()))?;
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let prefix: String = token.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let mut tx = store.begin().await?;
@@ -72,11 +66,7 @@ pub async fn create_token(
 }
 
 /// The actor behind a bearer token, if the token is active.
-pub async fn authenticate_token(
-    store: &Store,
-    token: &str,
-    now: i64,
-) -> StoreResult<Option<Actor>> {
+pub async fn authenticate_token(store: &Store, token: &str, now: i64) -> StoreResult<Option<Actor>> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
@@ -85,10 +75,7 @@ pub async fn authenticate_token(
         return Ok(None);
     };
     tokens::touch(&mut conn, row.id, now).await?;
-    Ok(Some(Actor::Token {
-        id: row.id,
-        name: row.name,
-    }))
+    Ok(Some(Actor::Token { id: row.id, name: row.name }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,14 +103,8 @@ impl From<sqlx::Error> for UserError {
 fn check_username(username: &str) -> Result<(), UserError> {
     let ok = !username.is_empty()
         && username.len() <= 64
-        && username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(UserError::BadUsername)
-    }
+        && username.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b));
+    if ok { Ok(()) } else { Err(UserError::BadUsername) }
 }
 
 pub fn hash_password(password: &SecretString) -> Result<String, UserError> {
@@ -140,9 +121,7 @@ pub fn verify_password(password: &SecretString, hash: &str) -> bool {
     let Ok(parsed) = argon2::password_hash::phc::PasswordHash::new(hash) else {
         return false;
     };
-    argon2::Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), &parsed)
-        .is_ok()
+    argon2::Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok()
 }
 
 pub async fn add_user(
@@ -200,8 +179,7 @@ pub async fn set_password(
 /// A random password for `user add` without one: 20 base64url characters (120 bits).
 pub fn generate_password() -> Result<SecretString, UserError> {
     let mut bytes = [0u8; 15];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| UserError::Hash("no randomness available".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| UserError::Hash("no randomness available".into()))?;
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
 }
 
@@ -215,15 +193,9 @@ mod tests {
         let hash = hash_password(&password).expect("hash");
         assert!(hash.starts_with("$argon2id$"));
         assert!(verify_password(&password, &hash));
-        assert!(!verify_password(
-            &SecretString::from("correct horse battery stapler"),
-            &hash
-        ));
+        assert!(!verify_password(&SecretString::from("correct horse battery stapler"), &hash));
         assert!(!verify_password(&password, "not a hash"));
-        assert!(matches!(
-            hash_password(&SecretString::from("short")),
-            Err(UserError::WeakPassword)
-        ));
+        assert!(matches!(hash_password(&SecretString::from("short")), Err(UserError::WeakPassword)));
     }
 
     #[test]

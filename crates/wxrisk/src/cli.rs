@@ -21,11 +21,7 @@ use crate::store::{self, Store, tokens, users};
 use crate::{App, Role};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "wxrisk",
-    version,
-    about = "WeChat Pay complaint and violation handling for service providers"
-)]
+#[command(name = "wxrisk", version, about = "WeChat Pay complaint and violation handling for service providers")]
 pub struct Cli {
     /// Configuration file (default: ./wxrisk.toml when it exists). Also WXRISK_CONFIG.
     #[arg(long, global = true)]
@@ -144,15 +140,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 fn init_logging(config: &Config, serving: bool) {
     // One-shot commands log warnings only, so their stdout stays their answer.
-    let level = if serving {
-        config.log.level.clone()
-    } else {
-        "warn".to_owned()
-    };
+    let level = if serving { config.log.level.clone() } else { "warn".to_owned() };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -160,17 +150,10 @@ fn init_logging(config: &Config, serving: bool) {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(&config.database_url, &config.database)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::config::redact_url_password(&config.database_url)
-            )
-        })?;
-    store::migrate::run(&store, SystemClock.now_ms())
-        .await
-        .context("cannot migrate the database")?;
+    let store = Store::connect(&config.database_url, &config.database).await.with_context(|| {
+        format!("cannot open the database {}", crate::config::redact_url_password(&config.database_url))
+    })?;
+    store::migrate::run(&store, SystemClock.now_ms()).await.context("cannot migrate the database")?;
     Ok(store)
 }
 
@@ -179,14 +162,8 @@ fn read_password(from_stdin: bool) -> anyhow::Result<(SecretString, bool)> {
         return Ok((auth::generate_password()?, true));
     }
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    Ok((
-        SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()),
-        false,
-    ))
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    Ok((SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()), false))
 }
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
@@ -196,11 +173,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = open_store(&config).await?;
             let pending = store::migrate::pending(&store).await?;
-            println!(
-                "database {} is at the current schema ({} pending)",
-                store.backend().name(),
-                pending.len()
-            );
+            println!("database {} is at the current schema ({} pending)", store.backend().name(), pending.len());
             Ok(())
         }
         Command::Config(ConfigCommand::Check) => {
@@ -211,10 +184,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(command) => {
             let store = open_store(&config).await?;
             match command {
-                UserCommand::Add {
-                    username,
-                    password_stdin,
-                } => {
+                UserCommand::Add { username, password_stdin } => {
                     let (password, generated) = read_password(password_stdin)?;
                     auth::add_user(&store, &username, &password, now, &Actor::Cli).await?;
                     println!("user {username} added");
@@ -222,10 +192,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                         println!("password: {}", password.expose_secret());
                     }
                 }
-                UserCommand::Passwd {
-                    username,
-                    password_stdin,
-                } => {
+                UserCommand::Passwd { username, password_stdin } => {
                     let (password, generated) = read_password(password_stdin)?;
                     auth::set_password(&store, &username, &password, now, &Actor::Cli).await?;
                     println!("password of {username} changed");
@@ -256,8 +223,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     if name.is_empty() || name.len() > 64 {
                         anyhow::bail!("--name must be 1 to 64 characters");
                     }
-                    let (id, token) = match auth::create_token(&store, name, now, &Actor::Cli).await
-                    {
+                    let (id, token) = match auth::create_token(&store, name, now, &Actor::Cli).await {
                         Err(store::StoreError::Conflict { .. }) => {
                             anyhow::bail!("an active token named `{name}` exists")
                         }
@@ -290,14 +256,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                             Some(at) => format!("revoked {}", format_shanghai(at)),
                             None => "active".to_owned(),
                         };
-                        let used = token
-                            .last_used_at
-                            .map(format_shanghai)
-                            .unwrap_or_else(|| "never".to_owned());
-                        println!(
-                            "{}\t{}\t{}…\t{state}\tlast used {used}",
-                            token.id, token.name, token.token_prefix
-                        );
+                        let used = token.last_used_at.map(format_shanghai).unwrap_or_else(|| "never".to_owned());
+                        println!("{}\t{}\t{}…\t{state}\tlast used {used}", token.id, token.name, token.token_prefix);
                     }
                 }
             }
@@ -345,11 +305,7 @@ async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<()> {
     let app = App::builder(config).role(Role::Worker).build().await?;
     let state = app.state();
     match command {
-        JobsCommand::List {
-            status,
-            kind,
-            limit,
-        } => {
+        JobsCommand::List { status, kind, limit } => {
             let filter = crate::web::api::jobs::filter_of(status.as_deref(), kind, None)?;
             let mut conn = state.store().conn().await?;
             let rows = store::jobs::list(&mut conn, &filter, None, limit.clamp(1, 1000)).await?;
@@ -378,9 +334,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let old = Keyring::load(&config)?;
     let key_file = config.master_key_file();
-    let from_env = std::env::var("WXRISK_NEW_MASTER_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
+    let from_env = std::env::var("WXRISK_NEW_MASTER_KEY").ok().filter(|k| !k.trim().is_empty());
     let new_key = match (&from_env, &config.master_key) {
         (Some(text), _) => crate::config::decode_master_key(text)
             .map_err(|reason| anyhow::anyhow!("WXRISK_NEW_MASTER_KEY: {reason}"))?,
@@ -408,11 +362,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
     )
     .await?;
     tx.commit().await?;
-    println!(
-        "re-sealed {count} secret(s) under master key {} (was {})",
-        ring.current_id(),
-        old.current_id()
-    );
+    println!("re-sealed {count} secret(s) under master key {} (was {})", ring.current_id(), old.current_id());
     if from_env.is_none() && config.master_key.is_none() {
         secrets::finish_file_rotation(&key_file, old.current_id())?;
         println!(

@@ -63,8 +63,7 @@ pub fn format_shanghai(ms: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .to_offset(SHANGHAI);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -74,10 +73,7 @@ mod tests {
     #[test]
     fn shanghai_format() {
         assert_eq!(format_shanghai(0), "1970-01-01T08:00:00+08:00");
-        assert_eq!(
-            format_shanghai(1_764_217_606_123),
-            "2025-11-27T12:26:46.123+08:00"
-        );
+        assert_eq!(format_shanghai(1_764_217_606_123), "2025-11-27T12:26:46.123+08:00");
     }
 
     #[test]

@@ -24,29 +24,18 @@ const NON_SETTING_PREFIXES: &[&str] = &["WXRISK_TEST_", "WXRISK_SIM_", "WXRISK_D
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ReadFile { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {message}")]
     ParseFile { path: PathBuf, message: String },
     #[error("setting `{setting}` ({env}): {reason}")]
-    Invalid {
-        setting: String,
-        env: String,
-        reason: String,
-    },
+    Invalid { setting: String, env: String, reason: String },
     #[error("environment variable {var} names no setting (see `wxrisk config check` for the list)")]
     UnknownEnv { var: String },
 }
 
 impl ConfigError {
     fn invalid(setting: &str, reason: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            setting: setting.to_owned(),
-            env: env_name(setting),
-            reason: reason.into(),
-        }
+        ConfigError::Invalid { setting: setting.to_owned(), env: env_name(setting), reason: reason.into() }
     }
 }
 
@@ -179,36 +168,25 @@ impl Config {
     }
 
     /// Defaults, then `file`, then `env` (pairs of variable name and value).
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            DEFAULTS_TOML
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::ParseFile {
-                    path: "<built-in defaults>".into(),
-                    message: e.to_string(),
-                })?;
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = DEFAULTS_TOML.parse().map_err(|e: toml::de::Error| ConfigError::ParseFile {
+            path: "<built-in defaults>".into(),
+            message: e.to_string(),
+        })?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
+            let overlay: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::ParseFile {
                 path: path.to_path_buf(),
-                source,
+                message: e.to_string(),
             })?;
-            let overlay: toml::Table =
-                text.parse()
-                    .map_err(|e: toml::de::Error| ConfigError::ParseFile {
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    })?;
             merge_file(&mut table, overlay, "")?;
         }
         apply_env(&mut table, env)?;
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let setting = e.path().to_string();
-                ConfigError::invalid(&setting, e.into_inner().to_string())
-            })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let setting = e.path().to_string();
+            ConfigError::invalid(&setting, e.into_inner().to_string())
+        })?;
         raw.validate()
     }
 
@@ -218,12 +196,8 @@ impl Config {
             Some(_) => "\"<redacted>\"".to_owned(),
             None => format!("\"\"  # {absent}"),
         };
-        let durations = |d: &[Duration]| {
-            d.iter()
-                .map(|d| format!("\"{}\"", format_duration(*d)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let durations =
+            |d: &[Duration]| d.iter().map(|d| format!("\"{}\"", format_duration(*d))).collect::<Vec<_>>().join(", ");
         format!(
             "listen = \"{listen}\"\ndata_dir = {data_dir}\ndatabase_url = \"{db}\"\npublic_url = \"{public}\"\n\
              wechatpay_base_url = \"{wx}\"\nmaster_key = {mk}\nmaster_key_previous = {mkp}\n\n\
@@ -235,16 +209,9 @@ impl Config {
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
-            public = self
-                .public_url
-                .as_ref()
-                .map(|u| u.as_str().trim_end_matches('/').to_owned())
-                .unwrap_or_default(),
+            public = self.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned()).unwrap_or_default(),
             wx = self.wechatpay_base_url.as_str().trim_end_matches('/'),
-            mk = redact(
-                &self.master_key,
-                &format!("key file {}", self.master_key_file().display())
-            ),
+            mk = redact(&self.master_key, &format!("key file {}", self.master_key_file().display())),
             mkp = if self.master_key_previous.is_empty() {
                 "\"\"".to_owned()
             } else {
@@ -276,19 +243,14 @@ impl Config {
 
     /// The public URL without a trailing slash, when configured.
     pub fn public_base(&self) -> Option<String> {
-        self.public_url
-            .as_ref()
-            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+        self.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned())
     }
 }
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let listen: SocketAddr = self.listen.trim().parse().map_err(|_| {
-            ConfigError::invalid(
-                "listen",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
-            )
+            ConfigError::invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen))
         })?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("data_dir", "must not be empty"));
@@ -298,23 +260,14 @@ impl RawConfig {
             "" => None,
             text => Some(parse_base_url("public_url", text)?),
         };
-        let wechatpay_base_url =
-            parse_base_url("wechatpay_base_url", self.wechatpay_base_url.trim())?;
+        let wechatpay_base_url = parse_base_url("wechatpay_base_url", self.wechatpay_base_url.trim())?;
         let master_key = Some(self.master_key).filter(|k| !k.expose_secret().trim().is_empty());
         if let Some(key) = &master_key {
-            decode_master_key(key.expose_secret())
-                .map_err(|reason| ConfigError::invalid("master_key", reason))?;
+            decode_master_key(key.expose_secret()).map_err(|reason| ConfigError::invalid("master_key", reason))?;
         }
         let mut master_key_previous = Vec::new();
-        for part in self
-            .master_key_previous
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            decode_master_key(part)
-                .map_err(|reason| ConfigError::invalid("master_key_previous", reason))?;
+        for part in self.master_key_previous.expose_secret().split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            decode_master_key(part).map_err(|reason| ConfigError::invalid("master_key_previous", reason))?;
             master_key_previous.push(SecretString::from(part.to_owned()));
         }
         if self.log.level.trim().is_empty() {
@@ -323,34 +276,24 @@ impl RawConfig {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::invalid("log.level", e.to_string()))?;
 
-        let duration = |setting: &str, text: &str| {
-            parse_duration(text).map_err(|r| ConfigError::invalid(setting, r))
-        };
+        let duration = |setting: &str, text: &str| parse_duration(text).map_err(|r| ConfigError::invalid(setting, r));
         let http = HttpConfig {
             max_body_bytes: usize::try_from(self.http.max_body_bytes)
                 .ok()
                 .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                .ok_or_else(|| {
-                    ConfigError::invalid("http.max_body_bytes", "must be between 1024 and 67108864")
-                })?,
+                .ok_or_else(|| ConfigError::invalid("http.max_body_bytes", "must be between 1024 and 67108864"))?,
             request_timeout: duration("http.request_timeout", &self.http.request_timeout)?,
             shutdown_grace: duration("http.shutdown_grace", &self.http.shutdown_grace)?,
         };
         if http.request_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "http.request_timeout",
-                "must be more than zero",
-            ));
+            return Err(ConfigError::invalid("http.request_timeout", "must be more than zero"));
         }
         let database = DatabaseConfig {
             max_connections: self.database.max_connections,
             acquire_timeout: duration("database.acquire_timeout", &self.database.acquire_timeout)?,
         };
         if !(1..=1000).contains(&database.max_connections) {
-            return Err(ConfigError::invalid(
-                "database.max_connections",
-                "must be between 1 and 1000",
-            ));
+            return Err(ConfigError::invalid("database.max_connections", "must be between 1 and 1000"));
         }
         let mut retry_schedule = Vec::with_capacity(self.jobs.retry_schedule.len());
         for entry in &self.jobs.retry_schedule {
@@ -365,22 +308,13 @@ impl RawConfig {
             retry_jitter: self.jobs.retry_jitter,
         };
         if !(1..=256).contains(&jobs.concurrency) {
-            return Err(ConfigError::invalid(
-                "jobs.concurrency",
-                "must be between 1 and 256",
-            ));
+            return Err(ConfigError::invalid("jobs.concurrency", "must be between 1 and 256"));
         }
         if jobs.poll_interval < Duration::from_millis(10) {
-            return Err(ConfigError::invalid(
-                "jobs.poll_interval",
-                "must be at least 10ms",
-            ));
+            return Err(ConfigError::invalid("jobs.poll_interval", "must be at least 10ms"));
         }
         if jobs.timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "jobs.timeout",
-                "must be more than zero",
-            ));
+            return Err(ConfigError::invalid("jobs.timeout", "must be more than zero"));
         }
         if jobs.lease <= jobs.timeout {
             return Err(ConfigError::invalid(
@@ -392,10 +326,7 @@ impl RawConfig {
             ));
         }
         if !(0.0..=1.0).contains(&jobs.retry_jitter) {
-            return Err(ConfigError::invalid(
-                "jobs.retry_jitter",
-                "must be between 0 and 1",
-            ));
+            return Err(ConfigError::invalid("jobs.retry_jitter", "must be between 0 and 1"));
         }
         Ok(Config {
             listen,
@@ -405,10 +336,7 @@ impl RawConfig {
             wechatpay_base_url,
             master_key,
             master_key_previous,
-            log: LogConfig {
-                level: self.log.level,
-                format: self.log.format,
-            },
+            log: LogConfig { level: self.log.level, format: self.log.format },
             http,
             database,
             jobs,
@@ -418,10 +346,7 @@ impl RawConfig {
 
 fn resolve_database_url(text: &str, data_dir: &Path) -> Result<String, ConfigError> {
     if text.is_empty() {
-        return Ok(format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("wxrisk.db").display()
-        ));
+        return Ok(format!("sqlite://{}?mode=rwc", data_dir.join("wxrisk.db").display()));
     }
     let scheme = text.split(':').next().unwrap_or_default();
     match scheme {
@@ -436,9 +361,7 @@ fn resolve_database_url(text: &str, data_dir: &Path) -> Result<String, ConfigErr
             }
         }
         "postgres" | "postgresql" => {
-            url::Url::parse(text).map_err(|e| {
-                ConfigError::invalid("database_url", format!("not a valid URL: {e}"))
-            })?;
+            url::Url::parse(text).map_err(|e| ConfigError::invalid("database_url", format!("not a valid URL: {e}")))?;
             Ok(text.to_owned())
         }
         _ => Err(ConfigError::invalid(
@@ -449,19 +372,13 @@ fn resolve_database_url(text: &str, data_dir: &Path) -> Result<String, ConfigErr
 }
 
 fn parse_base_url(setting: &str, text: &str) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(text)
-        .map_err(|e| ConfigError::invalid(setting, format!("`{text}` is not a URL: {e}")))?;
+    let url =
+        url::Url::parse(text).map_err(|e| ConfigError::invalid(setting, format!("`{text}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::invalid(
-            setting,
-            format!("`{text}` must be an absolute http(s) URL"),
-        ));
+        return Err(ConfigError::invalid(setting, format!("`{text}` must be an absolute http(s) URL")));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::invalid(
-            setting,
-            "must not carry a query string or fragment",
-        ));
+        return Err(ConfigError::invalid(setting, "must not carry a query string or fragment"));
     }
     Ok(url)
 }
@@ -474,23 +391,16 @@ pub fn decode_master_key(text: &str) -> Result<[u8; 32], String> {
         .decode(text)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
-        .map_err(|_| {
-            "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)".to_owned()
-        })?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("must decode to exactly 32 bytes, got {}", bytes.len()))
+        .map_err(|_| "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to exactly 32 bytes, got {}", bytes.len()))
 }
 
 /// `"500ms"`, `"15s"`, `"2m"`, `"1h"`, `"1d"`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 15s, 2m or 1h"))?;
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 15s, 2m or 1h"))?;
     let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
     let d = match unit.trim() {
         "ms" => Some(Duration::from_millis(n)),
@@ -529,26 +439,13 @@ pub fn redact_url_password(text: &str) -> String {
 }
 
 /// Overlay the file's table on the defaults; a key the defaults do not have is an error.
-fn merge_file(
-    base: &mut toml::Table,
-    overlay: toml::Table,
-    prefix: &str,
-) -> Result<(), ConfigError> {
+fn merge_file(base: &mut toml::Table, overlay: toml::Table, prefix: &str) -> Result<(), ConfigError> {
     for (key, value) in overlay {
-        let setting = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let setting = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(over)) => {
-                merge_file(inner, over, &setting)?
-            }
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over)) => merge_file(inner, over, &setting)?,
             (Some(toml::Value::Table(_)), _) => {
-                return Err(ConfigError::invalid(
-                    &setting,
-                    "is a section ([...]), not a value",
-                ));
+                return Err(ConfigError::invalid(&setting, "is a section ([...]), not a value"));
             }
             (Some(slot), value) => *slot = value,
             (None, _) => return Err(ConfigError::invalid(&setting, "is not a known setting")),
@@ -558,25 +455,14 @@ fn merge_file(
 }
 
 /// Apply `WXRISK_*` variables, typing each value after the default it replaces.
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("WXRISK_"))
-        .collect();
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("WXRISK_")).collect();
     vars.sort();
     for (var, value) in vars {
-        if NON_SETTING_VARS.contains(&var.as_str())
-            || NON_SETTING_PREFIXES.iter().any(|p| var.starts_with(p))
-        {
+        if NON_SETTING_VARS.contains(&var.as_str()) || NON_SETTING_PREFIXES.iter().any(|p| var.starts_with(p)) {
             continue;
         }
-        let path: Vec<String> = var["WXRISK_".len()..]
-            .split("__")
-            .map(str::to_ascii_lowercase)
-            .collect();
+        let path: Vec<String> = var["WXRISK_".len()..].split("__").map(str::to_ascii_lowercase).collect();
         let setting = path.join(".");
         let Some((last, sections)) = path.split_last() else {
             continue;
@@ -591,8 +477,7 @@ fn apply_env(
         let Some(slot) = current.get_mut(last) else {
             return Err(ConfigError::UnknownEnv { var });
         };
-        *slot = typed_env_value(slot, &value)
-            .map_err(|reason| ConfigError::invalid(&setting, reason))?;
+        *slot = typed_env_value(slot, &value).map_err(|reason| ConfigError::invalid(&setting, reason))?;
     }
     Ok(())
 }
@@ -600,23 +485,17 @@ fn apply_env(
 fn typed_env_value(default: &toml::Value, text: &str) -> Result<toml::Value, String> {
     Ok(match default {
         toml::Value::String(_) => toml::Value::String(text.to_owned()),
-        toml::Value::Integer(_) => toml::Value::Integer(
-            text.trim()
-                .parse()
-                .map_err(|_| format!("expected a whole number, got `{text}`"))?,
-        ),
-        toml::Value::Float(_) => toml::Value::Float(
-            text.trim()
-                .parse()
-                .map_err(|_| format!("expected a number, got `{text}`"))?,
-        ),
-        toml::Value::Boolean(_) => {
-            toml::Value::Boolean(match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => return Err(format!("expected true or false, got `{text}`")),
-            })
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(text.trim().parse().map_err(|_| format!("expected a whole number, got `{text}`"))?)
         }
+        toml::Value::Float(_) => {
+            toml::Value::Float(text.trim().parse().map_err(|_| format!("expected a number, got `{text}`"))?)
+        }
+        toml::Value::Boolean(_) => toml::Value::Boolean(match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(format!("expected true or false, got `{text}`")),
+        }),
         toml::Value::Array(_) => toml::Value::Array(
             text.split(',')
                 .map(str::trim)
@@ -633,10 +512,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -645,10 +521,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.database_url, "sqlite://./data/wxrisk.db?mode=rwc");
-        assert_eq!(
-            config.wechatpay_base_url.as_str(),
-            "https://api.mch.weixin.qq.com/"
-        );
+        assert_eq!(config.wechatpay_base_url.as_str(), "https://api.mch.weixin.qq.com/");
         assert!(config.master_key.is_none());
         assert_eq!(config.jobs.retry_schedule.len(), 8);
     }
@@ -671,17 +544,12 @@ mod tests {
         .expect("valid");
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.jobs.concurrency, 7);
-        assert_eq!(
-            config.jobs.retry_schedule,
-            vec![Duration::from_secs(1), Duration::from_secs(120)]
-        );
+        assert_eq!(config.jobs.retry_schedule, vec![Duration::from_secs(1), Duration::from_secs(120)]);
         assert_eq!(config.database_url, "sqlite:///tmp/x/wxrisk.db?mode=rwc");
     }
 
     fn err(pairs: &[(&str, &str)]) -> String {
-        Config::load(None, env(pairs))
-            .expect_err("must fail")
-            .to_string()
+        Config::load(None, env(pairs)).expect_err("must fail").to_string()
     }
 
     #[test]
@@ -689,35 +557,20 @@ mod tests {
         let e = err(&[("WXRISK_LISTEN", "nonsense")]);
         assert!(e.contains("WXRISK_LISTEN") && e.contains("nonsense"), "{e}");
         let e = err(&[("WXRISK_JOBS__CONCURRENCY", "many")]);
-        assert!(
-            e.contains("jobs.concurrency") && e.contains("WXRISK_JOBS__CONCURRENCY"),
-            "{e}"
-        );
+        assert!(e.contains("jobs.concurrency") && e.contains("WXRISK_JOBS__CONCURRENCY"), "{e}");
         let e = err(&[("WXRISK_DATABASE_URL", "mysql://x")]);
         assert!(e.contains("database_url"), "{e}");
         let e = err(&[("WXRISK_PUBLIC_URL", "ftp://x")]);
         assert!(e.contains("public_url"), "{e}");
         let e = err(&[("WXRISK_MASTER_KEY", "c2hvcnQ=")]);
         assert!(e.contains("master_key") && e.contains("32 bytes"), "{e}");
-        assert!(
-            !e.contains("c2hvcnQ"),
-            "the key itself must not be echoed: {e}"
-        );
+        assert!(!e.contains("c2hvcnQ"), "the key itself must not be echoed: {e}");
         let e = err(&[("WXRISK_LISTN", "1")]);
-        assert!(
-            e.contains("WXRISK_LISTN") && e.contains("names no setting"),
-            "{e}"
-        );
-        let e = err(&[
-            ("WXRISK_JOBS__LEASE", "10s"),
-            ("WXRISK_JOBS__TIMEOUT", "20s"),
-        ]);
+        assert!(e.contains("WXRISK_LISTN") && e.contains("names no setting"), "{e}");
+        let e = err(&[("WXRISK_JOBS__LEASE", "10s"), ("WXRISK_JOBS__TIMEOUT", "20s")]);
         assert!(e.contains("jobs.lease"), "{e}");
         let e = err(&[("WXRISK_JOBS__POLL_INTERVAL", "soon")]);
-        assert!(
-            e.contains("jobs.poll_interval") && e.contains("soon"),
-            "{e}"
-        );
+        assert!(e.contains("jobs.poll_interval") && e.contains("soon"), "{e}");
         let e = err(&[("WXRISK_LOG__FORMAT", "xml")]);
         assert!(e.contains("log.format"), "{e}");
     }
@@ -727,24 +580,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wxrisk-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
         let path = dir.join("wxrisk.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:9999\"\n[jobs]\nconcurrency = 2\n",
-        )
-        .expect("write");
-        let config =
-            Config::load(Some(&path), env(&[("WXRISK_JOBS__CONCURRENCY", "3")])).expect("valid");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\n[jobs]\nconcurrency = 2\n").expect("write");
+        let config = Config::load(Some(&path), env(&[("WXRISK_JOBS__CONCURRENCY", "3")])).expect("valid");
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.jobs.concurrency, 3, "environment wins over the file");
         std::fs::write(&path, "[jobs]\nconcurency = 2\n").expect("write");
-        let e = Config::load(Some(&path), Vec::new())
-            .expect_err("typo")
-            .to_string();
+        let e = Config::load(Some(&path), Vec::new()).expect_err("typo").to_string();
         assert!(e.contains("jobs.concurency"), "{e}");
         std::fs::write(&path, "[jobs]\nconcurrency = \"two\"\n").expect("write");
-        let e = Config::load(Some(&path), Vec::new())
-            .expect_err("type")
-            .to_string();
+        let e = Config::load(Some(&path), Vec::new()).expect_err("type").to_string();
         assert!(e.contains("jobs.concurrency"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -765,14 +609,8 @@ mod tests {
         let config = Config::load(
             None,
             env(&[
-                (
-                    "WXRISK_MASTER_KEY",
-                    "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-                ),
-                (
-                    "WXRISK_DATABASE_URL",
-                    "postgres://app:hunter2@db:5432/wxrisk",
-                ),
+                ("WXRISK_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+                ("WXRISK_DATABASE_URL", "postgres://app:hunter2@db:5432/wxrisk"),
             ]),
         )
         .expect("valid");

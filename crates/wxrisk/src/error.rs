@@ -19,16 +19,9 @@ pub enum ApiError {
     Invalid(#[from] FieldError),
     /// The body is not the JSON this endpoint takes.
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        field: Option<String>,
-        message: String,
-    },
+    BadRequest { code: &'static str, field: Option<String>, message: String },
     #[error("{message}")]
-    Conflict {
-        field: Option<String>,
-        message: String,
-    },
+    Conflict { field: Option<String>, message: String },
     #[error("requests must be sent as application/json")]
     UnsupportedMediaType,
     #[error("the request body is larger than this server accepts")]
@@ -54,10 +47,7 @@ impl ApiError {
     }
 
     pub fn conflict(field: &str, message: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            field: Some(field.to_owned()),
-            message: message.into(),
-        }
+        ApiError::Conflict { field: Some(field.to_owned()), message: message.into() }
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
@@ -68,20 +58,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", None),
-            ApiError::Invalid(e) => (
-                StatusCode::BAD_REQUEST,
-                "INVALID_FIELD",
-                Some(e.field.clone()),
-            ),
-            ApiError::BadRequest { code, field, .. } => {
-                (StatusCode::BAD_REQUEST, code, field.clone())
-            }
+            ApiError::Invalid(e) => (StatusCode::BAD_REQUEST, "INVALID_FIELD", Some(e.field.clone())),
+            ApiError::BadRequest { code, field, .. } => (StatusCode::BAD_REQUEST, code, field.clone()),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "CONFLICT", field.clone()),
-            ApiError::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                None,
-            ),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None),
         }
@@ -92,10 +72,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
-            StoreError::Conflict { constraint } => ApiError::Conflict {
-                field: None,
-                message: format!("conflicts with an existing record ({constraint})"),
-            },
+            StoreError::Conflict { constraint } => {
+                ApiError::Conflict { field: None, message: format!("conflicts with an existing record ({constraint})") }
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -124,14 +103,6 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.message.clone(),
             other => other.to_string(),
         };
-        (
-            status,
-            axum::Json(ErrorBody {
-                code: code.to_owned(),
-                message,
-                field,
-            }),
-        )
-            .into_response()
+        (status, axum::Json(ErrorBody { code: code.to_owned(), message, field })).into_response()
     }
 }

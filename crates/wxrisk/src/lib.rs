@@ -53,9 +53,7 @@ pub struct AppBuilder {
 
 impl std::fmt::Debug for AppBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppBuilder")
-            .field("role", &self.role)
-            .finish_non_exhaustive()
+        f.debug_struct("AppBuilder").field("role", &self.role).finish_non_exhaustive()
     }
 }
 
@@ -87,55 +85,30 @@ impl AppBuilder {
     }
 
     pub async fn build(self) -> anyhow::Result<App> {
-        let store = Store::connect(&self.config.database_url, &self.config.database)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    config::redact_url_password(&self.config.database_url)
-                )
-            })?;
-        let applied = store::migrate::run(&store, self.clock.now_ms())
-            .await
-            .context("cannot migrate the database")?;
+        let store = Store::connect(&self.config.database_url, &self.config.database).await.with_context(|| {
+            format!("cannot open the database {}", config::redact_url_password(&self.config.database_url))
+        })?;
+        let applied = store::migrate::run(&store, self.clock.now_ms()).await.context("cannot migrate the database")?;
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, backend = store.backend().name(), "database migrated");
         }
         let keyring = Keyring::load(&self.config).context("cannot open the master key")?;
-        let listener =
-            match (self.role, self.listener) {
-                (Role::Worker, _) => None,
-                (_, Some(listener)) => Some(listener),
-                (_, None) => Some(TcpListener::bind(self.config.listen).await.with_context(
-                    || {
-                        format!(
-                            "cannot listen on {} (setting `listen`, WXRISK_LISTEN)",
-                            self.config.listen
-                        )
-                    },
-                )?),
-            };
+        let listener = match (self.role, self.listener) {
+            (Role::Worker, _) => None,
+            (_, Some(listener)) => Some(listener),
+            (_, None) => Some(TcpListener::bind(self.config.listen).await.with_context(|| {
+                format!("cannot listen on {} (setting `listen`, WXRISK_LISTEN)", self.config.listen)
+            })?),
+        };
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let state = AppState::new(self.config, store, self.clock, keyring, self.registry);
-        Ok(App {
-            state,
-            listener,
-            role: self.role,
-            shutdown: CancellationToken::new(),
-            worker_id,
-        })
+        Ok(App { state, listener, role: self.role, shutdown: CancellationToken::new(), worker_id })
     }
 }
 
 fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let host = if host.is_empty() {
-        "wxrisk".to_owned()
-    } else {
-        host
-    };
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "wxrisk".to_owned() } else { host };
     format!("{host}:{}", std::process::id())
 }
 
@@ -149,10 +122,7 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("role", &self.role)
-            .field("addr", &self.addr())
-            .finish_non_exhaustive()
+        f.debug_struct("App").field("role", &self.role).field("addr", &self.addr()).finish_non_exhaustive()
     }
 }
 

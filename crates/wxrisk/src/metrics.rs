@@ -9,37 +9,15 @@ use std::sync::Mutex;
 
 /// Every metric the app exports: name, type, help.
 const DESCRIPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "wxrisk_http_requests_total",
-        "counter",
-        "HTTP requests answered, by route and status",
-    ),
-    (
-        "wxrisk_http_request_duration_seconds",
-        "histogram",
-        "Time to answer HTTP requests, by route",
-    ),
-    (
-        "wxrisk_jobs_finished_total",
-        "counter",
-        "Job attempts finished, by kind and outcome",
-    ),
-    (
-        "wxrisk_job_attempt_duration_seconds",
-        "histogram",
-        "Time one job attempt took, by kind",
-    ),
+    ("wxrisk_http_requests_total", "counter", "HTTP requests answered, by route and status"),
+    ("wxrisk_http_request_duration_seconds", "histogram", "Time to answer HTTP requests, by route"),
+    ("wxrisk_jobs_finished_total", "counter", "Job attempts finished, by kind and outcome"),
+    ("wxrisk_job_attempt_duration_seconds", "histogram", "Time one job attempt took, by kind"),
     ("wxrisk_jobs", "gauge", "Jobs in the database, by status"),
-    (
-        "wxrisk_database_up",
-        "gauge",
-        "1 when the database answered the scrape's query",
-    ),
+    ("wxrisk_database_up", "gauge", "1 when the database answered the scrape's query"),
 ];
 
-const BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 type Key = (&'static str, String);
 
@@ -70,10 +48,7 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let escaped = value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
         let _ = write!(out, "{name}=\"{escaped}\"");
     }
     out
@@ -91,10 +66,7 @@ fn with_labels(name: &str, labels: &str, extra: Option<&str>) -> String {
 impl Metrics {
     pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
         if let Ok(mut registry) = self.registry.lock() {
-            *registry
-                .counters
-                .entry((name, render_labels(labels)))
-                .or_default() += 1;
+            *registry.counters.entry((name, render_labels(labels))).or_default() += 1;
         }
     }
 
@@ -103,10 +75,7 @@ impl Metrics {
             let histogram = registry
                 .histograms
                 .entry((name, render_labels(labels)))
-                .or_insert_with(|| Histogram {
-                    counts: vec![0; BUCKETS.len()],
-                    ..Histogram::default()
-                });
+                .or_insert_with(|| Histogram { counts: vec![0; BUCKETS.len()], ..Histogram::default() });
             for (i, bound) in BUCKETS.iter().enumerate() {
                 if seconds <= *bound {
                     histogram.counts[i] += 1;
@@ -119,11 +88,7 @@ impl Metrics {
 
     /// The counter's current value (tests and the console read it).
     pub fn counter(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
-        self.registry
-            .lock()
-            .ok()
-            .and_then(|r| r.counters.get(&(name, render_labels(labels))).copied())
-            .unwrap_or(0)
+        self.registry.lock().ok().and_then(|r| r.counters.get(&(name, render_labels(labels))).copied()).unwrap_or(0)
     }
 
     /// Text exposition; `gauges` are values read at scrape time.
@@ -145,11 +110,7 @@ impl Metrics {
                 }
                 for (bound, count) in BUCKETS.iter().zip(&h.counts) {
                     let le = format!("le=\"{bound}\"");
-                    let _ = writeln!(
-                        out,
-                        "{} {count}",
-                        with_labels(&format!("{name}_bucket"), labels, Some(&le))
-                    );
+                    let _ = writeln!(out, "{} {count}", with_labels(&format!("{name}_bucket"), labels, Some(&le)));
                 }
                 let _ = writeln!(
                     out,
@@ -157,26 +118,12 @@ impl Metrics {
                     with_labels(&format!("{name}_bucket"), labels, Some("le=\"+Inf\"")),
                     h.count
                 );
-                let _ = writeln!(
-                    out,
-                    "{} {}",
-                    with_labels(&format!("{name}_sum"), labels, None),
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "{} {}",
-                    with_labels(&format!("{name}_count"), labels, None),
-                    h.count
-                );
+                let _ = writeln!(out, "{} {}", with_labels(&format!("{name}_sum"), labels, None), h.sum);
+                let _ = writeln!(out, "{} {}", with_labels(&format!("{name}_count"), labels, None), h.count);
             }
             for (metric, labels, value) in gauges {
                 if metric == name {
-                    let _ = writeln!(
-                        out,
-                        "{} {value}",
-                        with_labels(name, &render_labels(labels), None)
-                    );
+                    let _ = writeln!(out, "{} {value}", with_labels(name, &render_labels(labels), None));
                 }
             }
         }
@@ -191,48 +138,22 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let metrics = Metrics::default();
-        metrics.inc(
-            "wxrisk_http_requests_total",
-            &[("route", "/healthz"), ("status", "200")],
-        );
-        metrics.inc(
-            "wxrisk_http_requests_total",
-            &[("route", "/healthz"), ("status", "200")],
-        );
-        metrics.observe(
-            "wxrisk_http_request_duration_seconds",
-            &[("route", "/a\"b")],
-            0.003,
-        );
+        metrics.inc("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]);
+        metrics.inc("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]);
+        metrics.observe("wxrisk_http_request_duration_seconds", &[("route", "/a\"b")], 0.003);
         let text = metrics.render(&[("wxrisk_jobs", vec![("status", "queued")], 3.0)]);
+        assert!(text.contains("wxrisk_http_requests_total{route=\"/healthz\",status=\"200\"} 2"), "{text}");
         assert!(
-            text.contains("wxrisk_http_requests_total{route=\"/healthz\",status=\"200\"} 2"),
+            text.contains("wxrisk_http_request_duration_seconds_bucket{route=\"/a\\\"b\",le=\"0.0025\"} 0"),
             "{text}"
         );
         assert!(
-            text.contains(
-                "wxrisk_http_request_duration_seconds_bucket{route=\"/a\\\"b\",le=\"0.0025\"} 0"
-            ),
+            text.contains("wxrisk_http_request_duration_seconds_bucket{route=\"/a\\\"b\",le=\"0.005\"} 1"),
             "{text}"
         );
-        assert!(
-            text.contains(
-                "wxrisk_http_request_duration_seconds_bucket{route=\"/a\\\"b\",le=\"0.005\"} 1"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("wxrisk_http_request_duration_seconds_count{route=\"/a\\\"b\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("wxrisk_http_request_duration_seconds_count{route=\"/a\\\"b\"} 1"), "{text}");
         assert!(text.contains("wxrisk_jobs{status=\"queued\"} 3"), "{text}");
         assert!(text.contains("# TYPE wxrisk_jobs gauge"));
-        assert_eq!(
-            metrics.counter(
-                "wxrisk_http_requests_total",
-                &[("route", "/healthz"), ("status", "200")]
-            ),
-            2
-        );
+        assert_eq!(metrics.counter("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]), 2);
     }
 }

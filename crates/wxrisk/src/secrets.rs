@@ -21,10 +21,7 @@ const KEY_FILE_RETIRED_PREFIX: &str = "master.key.retired-";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("master key file {path}: {source}")]
-    KeyFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    KeyFile { path: PathBuf, source: std::io::Error },
     #[error("master key file {path}: {reason}")]
     BadKeyFile { path: PathBuf, reason: String },
     #[error("a stored secret was sealed with master key {key_id}, which is not configured")]
@@ -46,13 +43,8 @@ impl MasterKey {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
         let id = hex::encode(&digest.as_ref()[..4]);
         // AES_256_GCM takes exactly 32 bytes, so this cannot fail.
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, bytes).unwrap_or_else(|_| unreachable!("32-byte key"));
-        Self {
-            id,
-            raw: *bytes,
-            key: LessSafeKey::new(unbound),
-        }
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes).unwrap_or_else(|_| unreachable!("32-byte key"));
+        Self { id, raw: *bytes, key: LessSafeKey::new(unbound) }
     }
 }
 
@@ -66,10 +58,7 @@ impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("current", &self.current.id)
-            .field(
-                "older",
-                &self.older.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-            )
+            .field("older", &self.older.iter().map(|k| k.id.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -77,11 +66,7 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     pub fn from_keys(current: &[u8; 32], older: &[[u8; 32]]) -> Self {
         let current = MasterKey::new(current);
-        let older = older
-            .iter()
-            .map(MasterKey::new)
-            .filter(|k| k.id != current.id)
-            .collect();
+        let older = older.iter().map(MasterKey::new).filter(|k| k.id != current.id).collect();
         Self { current, older }
     }
 
@@ -99,12 +84,8 @@ impl Keyring {
         let file = config.master_key_file();
         older.extend(read_older_key_files(&file)?);
         let current = match &config.master_key {
-            Some(key) => decode_master_key(key.expose_secret()).map_err(|reason| {
-                SecretsError::BadKeyFile {
-                    path: "WXRISK_MASTER_KEY".into(),
-                    reason,
-                }
-            })?,
+            Some(key) => decode_master_key(key.expose_secret())
+                .map_err(|reason| SecretsError::BadKeyFile { path: "WXRISK_MASTER_KEY".into(), reason })?,
             None => load_or_create_key_file(&file)?,
         };
         if config.master_key.is_some() && file.exists() {
@@ -116,10 +97,7 @@ impl Keyring {
 
     /// The same keys with `new` as the current one; every key of `self` still opens what it sealed.
     pub fn with_new_current(&self, new: &[u8; 32]) -> Self {
-        let older: Vec<[u8; 32]> = std::iter::once(&self.current)
-            .chain(&self.older)
-            .map(|k| k.raw)
-            .collect();
+        let older: Vec<[u8; 32]> = std::iter::once(&self.current).chain(&self.older).map(|k| k.raw).collect();
         Self::from_keys(new, &older)
     }
 
@@ -134,51 +112,29 @@ impl Keyring {
         let mut buffer = plaintext.to_vec();
         self.current
             .key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.as_bytes()),
-                &mut buffer,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose.as_bytes()), &mut buffer)
             .map_err(|_| SecretsError::Seal)?;
         let mut packed = Vec::with_capacity(NONCE_LEN + buffer.len());
         packed.extend_from_slice(&nonce);
         packed.extend_from_slice(&buffer);
-        Ok(format!(
-            "{FORMAT_VERSION}.{}.{}",
-            self.current.id,
-            URL_SAFE_NO_PAD.encode(packed)
-        ))
+        Ok(format!("{FORMAT_VERSION}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(packed)))
     }
 
-    pub fn seal_str(
-        &self,
-        purpose: &str,
-        plaintext: &SecretString,
-    ) -> Result<String, SecretsError> {
+    pub fn seal_str(&self, purpose: &str, plaintext: &SecretString) -> Result<String, SecretsError> {
         self.seal(purpose, plaintext.expose_secret().as_bytes())
     }
 
     /// Open a sealed value with whichever configured key sealed it.
-    pub fn open(
-        &self,
-        purpose: &str,
-        sealed: &str,
-    ) -> Result<secrecy::SecretBox<Vec<u8>>, SecretsError> {
-        let corrupt = || SecretsError::Corrupt {
-            purpose: purpose.to_owned(),
-        };
+    pub fn open(&self, purpose: &str, sealed: &str) -> Result<secrecy::SecretBox<Vec<u8>>, SecretsError> {
+        let corrupt = || SecretsError::Corrupt { purpose: purpose.to_owned() };
         let mut parts = sealed.splitn(3, '.');
-        let (Some(FORMAT_VERSION), Some(key_id), Some(body)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(FORMAT_VERSION), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(corrupt());
         };
         let key = std::iter::once(&self.current)
             .chain(&self.older)
             .find(|k| k.id == key_id)
-            .ok_or_else(|| SecretsError::UnknownKey {
-                key_id: key_id.to_owned(),
-            })?;
+            .ok_or_else(|| SecretsError::UnknownKey { key_id: key_id.to_owned() })?;
         let packed = URL_SAFE_NO_PAD.decode(body).map_err(|_| corrupt())?;
         if packed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(corrupt());
@@ -186,21 +142,16 @@ impl Keyring {
         let (nonce, ciphertext) = packed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
         let mut buffer = ciphertext.to_vec();
-        let plain_len = key
-            .key
-            .open_in_place(nonce, Aad::from(purpose.as_bytes()), &mut buffer)
-            .map_err(|_| corrupt())?
-            .len();
+        let plain_len =
+            key.key.open_in_place(nonce, Aad::from(purpose.as_bytes()), &mut buffer).map_err(|_| corrupt())?.len();
         buffer.truncate(plain_len);
         Ok(secrecy::SecretBox::new(Box::new(buffer)))
     }
 
     pub fn open_string(&self, purpose: &str, sealed: &str) -> Result<SecretString, SecretsError> {
         let bytes = self.open(purpose, sealed)?;
-        let text =
-            std::str::from_utf8(bytes.expose_secret()).map_err(|_| SecretsError::Corrupt {
-                purpose: purpose.to_owned(),
-            })?;
+        let text = std::str::from_utf8(bytes.expose_secret())
+            .map_err(|_| SecretsError::Corrupt { purpose: purpose.to_owned() })?;
         Ok(SecretString::from(text.to_owned()))
     }
 
@@ -222,23 +173,15 @@ pub fn encode_key(key: &[u8; 32]) -> String {
 }
 
 fn read_key_file(path: &Path) -> Result<[u8; 32], SecretsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SecretsError::KeyFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    decode_master_key(&text).map_err(|reason| SecretsError::BadKeyFile {
-        path: path.to_path_buf(),
-        reason,
-    })
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SecretsError::KeyFile { path: path.to_path_buf(), source })?;
+    decode_master_key(&text).map_err(|reason| SecretsError::BadKeyFile { path: path.to_path_buf(), reason })
 }
 
 /// Read the key file, or create it. Creation writes a temporary file and hard-links it into place, so two
 /// processes starting at once agree on one key and nobody ever reads a half-written file.
 fn load_or_create_key_file(path: &Path) -> Result<[u8; 32], SecretsError> {
-    let io_err = |source| SecretsError::KeyFile {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |source| SecretsError::KeyFile { path: path.to_path_buf(), source };
     if path.exists() {
         warn_if_readable_by_others(path);
         return read_key_file(path);
@@ -301,20 +244,12 @@ fn read_older_key_files(current: &Path) -> Result<Vec<[u8; 32]>, SecretsError> {
     let Some(dir) = current.parent() else {
         return Ok(keys);
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(keys);
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(KEY_FILE_RETIRED_PREFIX)
-        {
+        if entry.file_name().to_string_lossy().starts_with(KEY_FILE_RETIRED_PREFIX) {
             keys.push(read_key_file(&entry.path())?);
         }
     }
@@ -323,10 +258,7 @@ fn read_older_key_files(current: &Path) -> Result<Vec<[u8; 32]>, SecretsError> {
 
 /// After a rotation committed: keep the old key file as `master.key.retired-<id>` and make the new key current.
 pub fn finish_file_rotation(current: &Path, old_id: &str) -> Result<(), SecretsError> {
-    let io_err = |source| SecretsError::KeyFile {
-        path: current.to_path_buf(),
-        source,
-    };
+    let io_err = |source| SecretsError::KeyFile { path: current.to_path_buf(), source };
     let retired = current.with_file_name(format!("{KEY_FILE_RETIRED_PREFIX}{old_id}"));
     if current.exists() && !retired.exists() {
         std::fs::rename(current, &retired).map_err(io_err)?;
@@ -341,12 +273,8 @@ pub fn load_or_create_next_key(current: &Path) -> Result<[u8; 32], SecretsError>
         return read_key_file(&next);
     }
     let key = generate_key()?;
-    write_private_file(&next, format!("{}\n", encode_key(&key)).as_bytes()).map_err(|source| {
-        SecretsError::KeyFile {
-            path: next.clone(),
-            source,
-        }
-    })?;
+    write_private_file(&next, format!("{}\n", encode_key(&key)).as_bytes())
+        .map_err(|source| SecretsError::KeyFile { path: next.clone(), source })?;
     Ok(key)
 }
 
@@ -357,32 +285,20 @@ mod tests {
     #[test]
     fn seal_and_open() {
         let ring = Keyring::from_keys(&[7u8; 32], &[]);
-        let sealed = ring
-            .seal("providers.apiv3_key", b"0123456789abcdef0123456789abcdef")
-            .expect("seal");
+        let sealed = ring.seal("providers.apiv3_key", b"0123456789abcdef0123456789abcdef").expect("seal");
         assert!(sealed.starts_with(&format!("v1.{}.", ring.current_id())));
         assert!(!sealed.contains("0123456789abcdef"));
         let opened = ring.open("providers.apiv3_key", &sealed).expect("open");
-        assert_eq!(
-            opened.expose_secret().as_slice(),
-            b"0123456789abcdef0123456789abcdef"
-        );
+        assert_eq!(opened.expose_secret().as_slice(), b"0123456789abcdef0123456789abcdef");
         // Two seals of the same value differ (random nonce).
-        assert_ne!(
-            sealed,
-            ring.seal("providers.apiv3_key", b"0123456789abcdef0123456789abcdef")
-                .expect("seal")
-        );
+        assert_ne!(sealed, ring.seal("providers.apiv3_key", b"0123456789abcdef0123456789abcdef").expect("seal"));
     }
 
     #[test]
     fn purpose_is_bound() {
         let ring = Keyring::from_keys(&[7u8; 32], &[]);
         let sealed = ring.seal("providers.apiv3_key", b"x").expect("seal");
-        assert!(matches!(
-            ring.open("channels.secrets", &sealed),
-            Err(SecretsError::Corrupt { .. })
-        ));
+        assert!(matches!(ring.open("channels.secrets", &sealed), Err(SecretsError::Corrupt { .. })));
     }
 
     #[test]
@@ -393,22 +309,10 @@ mod tests {
         let last = tampered.len() - 3;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).expect("ascii");
-        assert!(matches!(
-            ring.open("p", &tampered),
-            Err(SecretsError::Corrupt { .. })
-        ));
-        assert!(matches!(
-            ring.open("p", "v1.deadbeef.AAAA"),
-            Err(SecretsError::UnknownKey { .. })
-        ));
-        assert!(matches!(
-            ring.open("p", "plaintext"),
-            Err(SecretsError::Corrupt { .. })
-        ));
-        assert!(matches!(
-            ring.open("p", &format!("v1.{}.AA", ring.current_id())),
-            Err(SecretsError::Corrupt { .. })
-        ));
+        assert!(matches!(ring.open("p", &tampered), Err(SecretsError::Corrupt { .. })));
+        assert!(matches!(ring.open("p", "v1.deadbeef.AAAA"), Err(SecretsError::UnknownKey { .. })));
+        assert!(matches!(ring.open("p", "plaintext"), Err(SecretsError::Corrupt { .. })));
+        assert!(matches!(ring.open("p", &format!("v1.{}.AA", ring.current_id())), Err(SecretsError::Corrupt { .. })));
     }
 
     #[test]
@@ -417,14 +321,7 @@ mod tests {
         let sealed = old.seal("p", b"secret").expect("seal");
         let rotated = Keyring::from_keys(&[2u8; 32], &[[1u8; 32]]);
         assert!(!rotated.is_current(&sealed));
-        assert_eq!(
-            rotated
-                .open("p", &sealed)
-                .expect("open")
-                .expose_secret()
-                .as_slice(),
-            b"secret"
-        );
+        assert_eq!(rotated.open("p", &sealed).expect("open").expose_secret().as_slice(), b"secret");
         let resealed = rotated.seal("p", b"secret").expect("seal");
         assert!(rotated.is_current(&resealed));
         assert!(old.open("p", &resealed).is_err());

@@ -26,13 +26,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Store,
-        clock: SharedClock,
-        keyring: Keyring,
-        job_registry: JobRegistry,
-    ) -> Self {
+    pub fn new(config: Config, store: Store, clock: SharedClock, keyring: Keyring, job_registry: JobRegistry) -> Self {
         Self(Arc::new(Inner {
             config,
             store,

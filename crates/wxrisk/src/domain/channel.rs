@@ -79,9 +79,7 @@ pub fn validate_settings(kind: ChannelKind, settings: Value) -> Result<SplitSett
     };
     let normalised = match kind {
         ChannelKind::Email => to_value(parse::<EmailSettings>(settings)?.check()?),
-        ChannelKind::WechatTemplate => {
-            to_value(parse::<WechatTemplateSettings>(settings)?.check()?)
-        }
+        ChannelKind::WechatTemplate => to_value(parse::<WechatTemplateSettings>(settings)?.check()?),
         ChannelKind::TencentSms => to_value(parse::<TencentSmsSettings>(settings)?.check()?),
         ChannelKind::WecomRobot => to_value(parse::<WecomRobotSettings>(settings)?.check()?),
         ChannelKind::DingtalkRobot => to_value(parse::<DingtalkRobotSettings>(settings)?.check()?),
@@ -105,11 +103,7 @@ pub fn validate_settings(kind: ChannelKind, settings: Value) -> Result<SplitSett
 fn parse<T: serde::de::DeserializeOwned>(settings: Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(settings).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "settings".to_owned()
-        } else {
-            format!("settings.{path}")
-        };
+        let field = if path == "." { "settings".to_owned() } else { format!("settings.{path}") };
         FieldError::new(field, e.into_inner().to_string())
     })
 }
@@ -133,46 +127,28 @@ fn required(key: &str, value: Option<String>) -> Result<String, FieldError> {
 }
 
 fn token_like(key: &str, value: &str, max: usize) -> Result<(), FieldError> {
-    if value.is_empty()
-        || value.len() > max
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
     {
-        return Err(FieldError::new(
-            field(key),
-            format!("must be 1 to {max} letters, digits, `-` or `_`"),
-        ));
+        return Err(FieldError::new(field(key), format!("must be 1 to {max} letters, digits, `-` or `_`")));
     }
     Ok(())
 }
 
 fn list(key: &str, items: &[String], min: usize, max: usize) -> Result<(), FieldError> {
     if items.len() < min || items.len() > max {
-        return Err(FieldError::new(
-            field(key),
-            format!("must list {min} to {max} entries (got {})", items.len()),
-        ));
+        return Err(FieldError::new(field(key), format!("must list {min} to {max} entries (got {})", items.len())));
     }
     Ok(())
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+    host == "localhost" || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// A URL a channel posts to: https, or http to this machine (local receivers and the simulator).
 fn outgoing_url(key: &str, value: &str) -> Result<String, FieldError> {
-    let url = url::Url::parse(value.trim())
-        .map_err(|e| FieldError::new(field(key), format!("not a URL: {e}")))?;
-    let loopback = url
-        .host_str()
-        .map(|h| is_loopback_host(h.trim_matches(['[', ']'])))
-        .unwrap_or(false);
+    let url = url::Url::parse(value.trim()).map_err(|e| FieldError::new(field(key), format!("not a URL: {e}")))?;
+    let loopback = url.host_str().map(|h| is_loopback_host(h.trim_matches(['[', ']']))).unwrap_or(false);
     match url.scheme() {
         "https" => Ok(url.to_string()),
         "http" if loopback => Ok(url.to_string()),
@@ -192,18 +168,13 @@ fn email_address(key: &str, value: &str) -> Result<String, FieldError> {
             !local.is_empty()
                 && !domain.is_empty()
                 && !domain.contains('@')
-                && !address
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == ';')
                 && (domain.contains('.') || domain == "localhost")
         }
         None => false,
     };
     if !valid {
-        return Err(FieldError::new(
-            field(key),
-            format!("`{value}` is not an email address"),
-        ));
+        return Err(FieldError::new(field(key), format!("`{value}` is not an email address")));
     }
     Ok(address.to_owned())
 }
@@ -244,10 +215,7 @@ impl EmailSettings {
             Some("qq") => Some(("smtp.qq.com", 465)),
             Some("exmail") => Some(("smtp.exmail.qq.com", 465)),
             Some(other) => {
-                return Err(FieldError::new(
-                    field("preset"),
-                    format!("`{other}` is not one of 163, qq, exmail"),
-                ));
+                return Err(FieldError::new(field("preset"), format!("`{other}` is not one of 163, qq, exmail")));
             }
         };
         if let Some((host, port)) = preset {
@@ -257,10 +225,7 @@ impl EmailSettings {
         }
         let host = required("host", self.host.take())?;
         if host.contains(['/', ':', ' ']) {
-            return Err(FieldError::new(
-                field("host"),
-                "is a host name only, e.g. smtp.163.com",
-            ));
+            return Err(FieldError::new(field("host"), "is a host name only, e.g. smtp.163.com"));
         }
         let security = self.security.unwrap_or(SmtpSecurity::Tls);
         let port = self.port.unwrap_or(match security {
@@ -277,20 +242,13 @@ impl EmailSettings {
                 "`none` sends the password in clear text; it is allowed only for a test server on this machine",
             ));
         }
-        let username = self
-            .username
-            .map(|u| u.trim().to_owned())
-            .filter(|u| !u.is_empty());
+        let username = self.username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         if self.password.is_some() && username.is_none() {
-            return Err(FieldError::new(
-                field("username"),
-                "is required with a password",
-            ));
+            return Err(FieldError::new(field("username"), "is required with a password"));
         }
         let from = email_address("from", &self.from)?;
         // 163, QQ and Exmail refuse mail whose From differs from the logged-in account (163: 553).
-        let strict_sender =
-            ["smtp.163.com", "smtp.qq.com", "smtp.exmail.qq.com"].contains(&host.as_str());
+        let strict_sender = ["smtp.163.com", "smtp.qq.com", "smtp.exmail.qq.com"].contains(&host.as_str());
         if let Some(user) = &username
             && strict_sender
             && !from.eq_ignore_ascii_case(user)
@@ -334,15 +292,10 @@ struct WechatTemplateSettings {
 
 impl WechatTemplateSettings {
     fn check(mut self) -> Result<Self, FieldError> {
-        self.appid = Appid::parse(&field("appid"), &self.appid)?
-            .as_str()
-            .to_owned();
+        self.appid = Appid::parse(&field("appid"), &self.appid)?.as_str().to_owned();
         let secret = required("secret", self.secret.take())?;
         if secret.len() != 32 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(FieldError::new(
-                field("secret"),
-                "an AppSecret is 32 hexadecimal characters",
-            ));
+            return Err(FieldError::new(field("secret"), "an AppSecret is 32 hexadecimal characters"));
         }
         self.secret = Some(secret);
         self.template_id = self.template_id.trim().to_owned();
@@ -358,10 +311,7 @@ impl WechatTemplateSettings {
         for (keyword, value) in &self.field_map {
             token_like(&format!("field_map.{keyword}"), keyword, 64)?;
             if value.as_str().is_none_or(|v| v.trim().is_empty()) {
-                return Err(FieldError::new(
-                    field(&format!("field_map.{keyword}")),
-                    "must name a message field",
-                ));
+                return Err(FieldError::new(field(&format!("field_map.{keyword}")), "must name a message field"));
             }
         }
         Ok(self)
@@ -393,21 +343,14 @@ fn e164(key: &str, value: &str) -> Result<String, FieldError> {
         .map(str::to_owned)
         .or_else(|| compact.strip_prefix("00").map(str::to_owned))
         .unwrap_or_else(|| {
-            if compact.len() == 11 && compact.starts_with('1') {
-                format!("86{compact}")
-            } else {
-                compact.clone()
-            }
+            if compact.len() == 11 && compact.starts_with('1') { format!("86{compact}") } else { compact.clone() }
         });
     let ok = digits.bytes().all(|b| b.is_ascii_digit())
         && (8..=15).contains(&digits.len())
         && !digits.starts_with('0')
         && (!digits.starts_with("86") || (digits.len() == 13 && digits.as_bytes()[2] == b'1'));
     if !ok {
-        return Err(FieldError::new(
-            field(key),
-            format!("`{value}` is not a phone number like +8613800138000"),
-        ));
+        return Err(FieldError::new(field(key), format!("`{value}` is not a phone number like +8613800138000")));
     }
     Ok(format!("+{digits}"))
 }
@@ -419,18 +362,12 @@ impl TencentSmsSettings {
         self.secret_key = Some(required("secret_key", self.secret_key.take())?);
         self.sdk_app_id = self.sdk_app_id.trim().to_owned();
         if self.sdk_app_id.is_empty() || !self.sdk_app_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(FieldError::new(
-                field("sdk_app_id"),
-                "is the SMS application's numeric id, e.g. 1400006666",
-            ));
+            return Err(FieldError::new(field("sdk_app_id"), "is the SMS application's numeric id, e.g. 1400006666"));
         }
         self.sign_name = text_field(&field("sign_name"), &self.sign_name, 32)?;
         self.template_id = self.template_id.trim().to_owned();
         if self.template_id.is_empty() || !self.template_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(FieldError::new(
-                field("template_id"),
-                "is the approved template's numeric id",
-            ));
+            return Err(FieldError::new(field("template_id"), "is the approved template's numeric id"));
         }
         list("phone_numbers", &self.phone_numbers, 1, 200)?;
         for (i, number) in self.phone_numbers.iter_mut().enumerate() {
@@ -438,10 +375,7 @@ impl TencentSmsSettings {
         }
         let region = self.region.trim();
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
-            return Err(FieldError::new(
-                field("region"),
-                "is a Tencent Cloud region such as ap-guangzhou",
-            ));
+            return Err(FieldError::new(field("region"), "is a Tencent Cloud region such as ap-guangzhou"));
         }
         self.region = region.to_owned();
         Ok(self)
@@ -456,10 +390,7 @@ fn key_from_url(value: &str, query_key: &str) -> String {
             .query_pairs()
             .find(|(k, _)| k == query_key)
             .map(|(_, v)| v.into_owned())
-            .or_else(|| {
-                url.path_segments()
-                    .and_then(|mut s| s.next_back().map(str::to_owned))
-            })
+            .or_else(|| url.path_segments().and_then(|mut s| s.next_back().map(str::to_owned)))
             .unwrap_or_default(),
         Err(_) => value.to_owned(),
     }
@@ -503,23 +434,12 @@ struct DingtalkRobotSettings {
 
 impl DingtalkRobotSettings {
     fn check(mut self) -> Result<Self, FieldError> {
-        let token = key_from_url(
-            &required("access_token", self.access_token.take())?,
-            "access_token",
-        );
+        let token = key_from_url(&required("access_token", self.access_token.take())?, "access_token");
         token_like("access_token", &token, 128)?;
         self.access_token = Some(token);
-        if let Some(secret) = self
-            .secret
-            .take()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(secret) = self.secret.take().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
             if !secret.starts_with("SEC") {
-                return Err(FieldError::new(
-                    field("secret"),
-                    "DingTalk signing secrets start with SEC",
-                ));
+                return Err(FieldError::new(field("secret"), "DingTalk signing secrets start with SEC"));
             }
             self.secret = Some(secret);
         }
@@ -550,11 +470,7 @@ impl FeishuRobotSettings {
         let token = key_from_url(&required("hook_token", self.hook_token.take())?, "");
         token_like("hook_token", &token, 128)?;
         self.hook_token = Some(token);
-        self.secret = self
-            .secret
-            .take()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty());
+        self.secret = self.secret.take().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         list("at_user_ids", &self.at_user_ids, 0, 50)?;
         if !matches!(self.domain.as_str(), "feishu" | "lark") {
             return Err(FieldError::new(field("domain"), "is `feishu` or `lark`"));
@@ -623,15 +539,22 @@ mod tests {
         )
         .expect_err("163 sender rule");
         assert_eq!(e.field, "settings.from");
-        let e = check(ChannelKind::Email, json!({"host": "smtp.example.com", "security": "none", "from": "a@b.cn", "to": ["a@b.cn"]}))
-            .expect_err("cleartext");
-        assert_eq!(e.field, "settings.security");
-        assert!(check(ChannelKind::Email, json!({"host": "127.0.0.1", "port": 2525, "security": "none", "from": "a@b.cn", "to": ["a@b.cn"]})).is_ok());
         let e = check(
             ChannelKind::Email,
-            json!({"host": "smtp.example.com", "from": "a@b.cn", "to": ["a@b.cn", "nope"]}),
+            json!({"host": "smtp.example.com", "security": "none", "from": "a@b.cn", "to": ["a@b.cn"]}),
         )
-        .expect_err("bad to");
+        .expect_err("cleartext");
+        assert_eq!(e.field, "settings.security");
+        assert!(
+            check(
+                ChannelKind::Email,
+                json!({"host": "127.0.0.1", "port": 2525, "security": "none", "from": "a@b.cn", "to": ["a@b.cn"]})
+            )
+            .is_ok()
+        );
+        let e =
+            check(ChannelKind::Email, json!({"host": "smtp.example.com", "from": "a@b.cn", "to": ["a@b.cn", "nope"]}))
+                .expect_err("bad to");
         assert_eq!(e.field, "settings.to[1]");
         let e = check(
             ChannelKind::Email,
@@ -639,11 +562,8 @@ mod tests {
         )
         .expect_err("unknown key");
         assert!(e.message.contains("pasword"), "{e:?}");
-        let e = check(
-            ChannelKind::Email,
-            json!({"host": "smtp.example.com", "from": "a@b.cn", "to": "a@b.cn"}),
-        )
-        .expect_err("type");
+        let e = check(ChannelKind::Email, json!({"host": "smtp.example.com", "from": "a@b.cn", "to": "a@b.cn"}))
+            .expect_err("type");
         assert_eq!(e.field, "settings.to");
         assert!(check(ChannelKind::Email, json!([1])).is_err());
     }
@@ -657,10 +577,7 @@ mod tests {
                    "phone_numbers": ["13800138000", "+86 138-0013-8001", "008613800138002"]}),
         )
         .expect("valid");
-        assert_eq!(
-            split.public["phone_numbers"],
-            json!(["+8613800138000", "+8613800138001", "+8613800138002"])
-        );
+        assert_eq!(split.public["phone_numbers"], json!(["+8613800138000", "+8613800138001", "+8613800138002"]));
         assert_eq!(split.public["region"], "ap-guangzhou");
         assert!(split.secrets.contains_key("secret_key"));
         let e = check(
@@ -678,35 +595,34 @@ mod tests {
             json!({"webhook_key": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"}),
         )
         .expect("valid");
-        assert_eq!(
-            split.secrets["webhook_key"],
-            "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
-        );
+        assert_eq!(split.secrets["webhook_key"], "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa");
         let split = check(
             ChannelKind::FeishuRobot,
             json!({"hook_token": "https://open.feishu.cn/open-apis/bot/v2/hook/abc-123"}),
         )
         .expect("valid");
         assert_eq!(split.secrets["hook_token"], "abc-123");
-        let e = check(
-            ChannelKind::DingtalkRobot,
-            json!({"access_token": "t0k", "secret": "nope"}),
-        )
-        .expect_err("SEC");
+        let e = check(ChannelKind::DingtalkRobot, json!({"access_token": "t0k", "secret": "nope"})).expect_err("SEC");
         assert_eq!(e.field, "settings.secret");
     }
 
     #[test]
     fn webhook_secret_format() {
-        assert!(check(ChannelKind::Webhook, json!({"url": "https://hooks.example.com/x", "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"})).is_ok());
+        assert!(
+            check(
+                ChannelKind::Webhook,
+                json!({"url": "https://hooks.example.com/x", "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"})
+            )
+            .is_ok()
+        );
+        let e = check(ChannelKind::Webhook, json!({"url": "https://hooks.example.com/x", "secret": "C2FVsBQI"}))
+            .expect_err("prefix");
+        assert_eq!(e.field, "settings.secret");
         let e = check(
             ChannelKind::Webhook,
-            json!({"url": "https://hooks.example.com/x", "secret": "C2FVsBQI"}),
+            json!({"url": "http://hooks.example.com/x", "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}),
         )
-        .expect_err("prefix");
-        assert_eq!(e.field, "settings.secret");
-        let e = check(ChannelKind::Webhook, json!({"url": "http://hooks.example.com/x", "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"}))
-            .expect_err("http");
+        .expect_err("http");
         assert_eq!(e.field, "settings.url");
     }
 

@@ -20,10 +20,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -35,19 +32,10 @@ pub fn text_field(field: &str, value: &str, max: usize) -> Result<String, FieldE
     }
     let chars = value.chars().count();
     if chars > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters (got {chars})"),
-        ));
+        return Err(FieldError::new(field, format!("must be at most {max} characters (got {chars})")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(FieldError::new(
-            field,
-            "must not contain control characters",
-        ));
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err(FieldError::new(field, "must not contain control characters"));
     }
     Ok(value.to_owned())
 }

@@ -75,17 +75,15 @@ impl ProviderDraft {
         let name = text_field("name", &self.name, 128)?;
         let mchid = Mchid::parse("mchid", &self.mchid)?;
         let appid = Appid::parse("appid", &self.appid)?;
-        let merchant_cert_serial = keys::normalize_serial(&self.merchant_cert_serial)
-            .map_err(|e| key_error("merchant_cert_serial", e))?;
-        let private_key =
-            MerchantPrivateKey::from_pem(self.merchant_private_key_pem.expose_secret())
-                .map_err(|e| key_error("merchant_private_key_pem", e))?;
+        let merchant_cert_serial =
+            keys::normalize_serial(&self.merchant_cert_serial).map_err(|e| key_error("merchant_cert_serial", e))?;
+        let private_key = MerchantPrivateKey::from_pem(self.merchant_private_key_pem.expose_secret())
+            .map_err(|e| key_error("merchant_private_key_pem", e))?;
 
         let merchant_cert_pem = match non_empty(self.merchant_cert_pem) {
             None => None,
             Some(pem) => {
-                let cert =
-                    Certificate::from_pem(&pem).map_err(|e| key_error("merchant_cert_pem", e))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| key_error("merchant_cert_pem", e))?;
                 if !keys::same_serial(&cert.serial, &merchant_cert_serial) {
                     return Err(FieldError::new(
                         "merchant_cert_pem",
@@ -102,19 +100,13 @@ impl ProviderDraft {
                     ));
                 }
                 if cert.not_after < now {
-                    return Err(FieldError::new(
-                        "merchant_cert_pem",
-                        "this certificate has expired",
-                    ));
+                    return Err(FieldError::new("merchant_cert_pem", "this certificate has expired"));
                 }
                 Some(pem.trim().to_owned())
             }
         };
 
-        let platform_cert = match (
-            non_empty(self.platform_cert_pem),
-            non_empty(self.platform_cert_serial),
-        ) {
+        let platform_cert = match (non_empty(self.platform_cert_pem), non_empty(self.platform_cert_serial)) {
             (None, None) => None,
             (None, Some(_)) => {
                 return Err(FieldError::new(
@@ -123,11 +115,9 @@ impl ProviderDraft {
                 ));
             }
             (Some(pem), serial) => {
-                let cert =
-                    Certificate::from_pem(&pem).map_err(|e| key_error("platform_cert_pem", e))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| key_error("platform_cert_pem", e))?;
                 if let Some(serial) = serial {
-                    let serial = keys::normalize_serial(&serial)
-                        .map_err(|e| key_error("platform_cert_serial", e))?;
+                    let serial = keys::normalize_serial(&serial).map_err(|e| key_error("platform_cert_serial", e))?;
                     if !keys::same_serial(&cert.serial, &serial) {
                         return Err(FieldError::new(
                             "platform_cert_serial",
@@ -136,10 +126,7 @@ impl ProviderDraft {
                     }
                 }
                 if cert.not_after < now {
-                    return Err(FieldError::new(
-                        "platform_cert_pem",
-                        "this platform certificate has expired",
-                    ));
+                    return Err(FieldError::new("platform_cert_pem", "this platform certificate has expired"));
                 }
                 Some(PlatformCertificate {
                     serial: cert.serial,
@@ -150,27 +137,17 @@ impl ProviderDraft {
             }
         };
 
-        let public_key = match (
-            non_empty(self.wechatpay_public_key_id),
-            non_empty(self.wechatpay_public_key_pem),
-        ) {
+        let public_key = match (non_empty(self.wechatpay_public_key_id), non_empty(self.wechatpay_public_key_pem)) {
             (None, None) => None,
             (Some(_), None) => {
-                return Err(FieldError::new(
-                    "wechatpay_public_key_pem",
-                    "required with wechatpay_public_key_id",
-                ));
+                return Err(FieldError::new("wechatpay_public_key_pem", "required with wechatpay_public_key_id"));
             }
             (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "wechatpay_public_key_id",
-                    "required with wechatpay_public_key_pem",
-                ));
+                return Err(FieldError::new("wechatpay_public_key_id", "required with wechatpay_public_key_pem"));
             }
             (Some(id), Some(pem)) => {
                 let id = PublicKeyId::parse("wechatpay_public_key_id", &id)?;
-                RsaPublicKey::from_pem(&pem)
-                    .map_err(|e| key_error("wechatpay_public_key_pem", e))?;
+                RsaPublicKey::from_pem(&pem).map_err(|e| key_error("wechatpay_public_key_pem", e))?;
                 Some((id, pem.trim().to_owned()))
             }
         };

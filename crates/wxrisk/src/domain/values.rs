@@ -15,16 +15,10 @@ impl Mchid {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
         let value = value.trim();
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(FieldError::new(
-                field,
-                format!("`{value}` is not an mchid: it must be all digits"),
-            ));
+            return Err(FieldError::new(field, format!("`{value}` is not an mchid: it must be all digits")));
         }
         if !(6..=20).contains(&value.len()) {
-            return Err(FieldError::new(
-                field,
-                format!("an mchid has 6 to 20 digits; `{value}` has {}", value.len()),
-            ));
+            return Err(FieldError::new(field, format!("an mchid has 6 to 20 digits; `{value}` has {}", value.len())));
         }
         Ok(Self(value.to_owned()))
     }
@@ -47,9 +41,7 @@ pub struct Appid(String);
 impl Appid {
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldError> {
         let value = value.trim();
-        let ok = value.len() == 18
-            && value.starts_with("wx")
-            && value.bytes().all(|b| b.is_ascii_alphanumeric());
+        let ok = value.len() == 18 && value.starts_with("wx") && value.bytes().all(|b| b.is_ascii_alphanumeric());
         if !ok {
             return Err(FieldError::new(
                 field,
@@ -80,17 +72,11 @@ impl Apiv3Key {
         if key.len() != 32 {
             return Err(FieldError::new(
                 field,
-                format!(
-                    "the APIv3 key is exactly 32 characters; this one has {} bytes",
-                    key.len()
-                ),
+                format!("the APIv3 key is exactly 32 characters; this one has {} bytes", key.len()),
             ));
         }
         if !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(FieldError::new(
-                field,
-                "the APIv3 key consists of ASCII letters and digits only",
-            ));
+            return Err(FieldError::new(field, "the APIv3 key consists of ASCII letters and digits only"));
         }
         Ok(Self(value.clone()))
     }
@@ -113,9 +99,7 @@ impl PublicKeyId {
         if digits.is_empty() || digits.len() > 64 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new(
                 field,
-                format!(
-                    "`{value}` is not a WeChat Pay public key id: it is PUB_KEY_ID_ followed by digits"
-                ),
+                format!("`{value}` is not a WeChat Pay public key id: it is PUB_KEY_ID_ followed by digits"),
             ));
         }
         Ok(Self(value.to_owned()))
@@ -131,8 +115,7 @@ impl PublicKeyId {
 /// where the simulator and local tests live.
 pub fn notify_url(field: &str, value: &str) -> Result<String, FieldError> {
     let value = value.trim();
-    let url = url::Url::parse(value)
-        .map_err(|e| FieldError::new(field, format!("`{value}` is not a URL: {e}")))?;
+    let url = url::Url::parse(value).map_err(|e| FieldError::new(field, format!("`{value}` is not a URL: {e}")))?;
     let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
         || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
@@ -140,17 +123,11 @@ pub fn notify_url(field: &str, value: &str) -> Result<String, FieldError> {
         "https" => {}
         "http" if loopback => {}
         _ => {
-            return Err(FieldError::new(
-                field,
-                "WeChat Pay only calls https:// URLs",
-            ));
+            return Err(FieldError::new(field, "WeChat Pay only calls https:// URLs"));
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(FieldError::new(
-            field,
-            "WeChat Pay does not accept notify URLs with a query string",
-        ));
+        return Err(FieldError::new(field, "WeChat Pay does not accept notify URLs with a query string"));
     }
     if value.len() > 255 {
         return Err(FieldError::new(field, "must be at most 255 characters"));
@@ -170,10 +147,7 @@ mod tests {
         assert!(Mchid::parse("mchid", "-190000010").is_err());
         assert!(Mchid::parse("mchid", "123").is_err());
         assert!(Mchid::parse("mchid", "").is_err());
-        assert!(
-            Mchid::parse("mchid", "１９０００００１０９").is_err(),
-            "full-width digits are not digits here"
-        );
+        assert!(Mchid::parse("mchid", "１９０００００１０９").is_err(), "full-width digits are not digits here");
     }
 
     #[test]
@@ -193,10 +167,7 @@ mod tests {
         assert!(Apiv3Key::parse("apiv3_key", &good).is_ok());
         let bad = SecretString::from("0123456789abcdefABCDEF012345678!");
         assert!(Apiv3Key::parse("apiv3_key", &bad).is_err());
-        assert_eq!(
-            format!("{:?}", Apiv3Key::parse("k", &good).expect("ok")),
-            "Apiv3Key(<redacted>)"
-        );
+        assert_eq!(format!("{:?}", Apiv3Key::parse("k", &good).expect("ok")), "Apiv3Key(<redacted>)");
     }
 
     #[test]

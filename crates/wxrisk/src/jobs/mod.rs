@@ -23,10 +23,7 @@ pub use worker::Worker;
 #[derive(Debug, Clone)]
 pub enum JobFailure {
     /// Worth trying again; not before `retry_after` when the other side said so.
-    Retry {
-        record: AttemptRecord,
-        retry_after: Option<Duration>,
-    },
+    Retry { record: AttemptRecord, retry_after: Option<Duration> },
     /// Trying again cannot help (bad parameters, refused authorisation): the job is dead now.
     Permanent { record: AttemptRecord },
 }
@@ -34,21 +31,13 @@ pub enum JobFailure {
 impl JobFailure {
     pub fn retry(message: impl Into<String>) -> Self {
         JobFailure::Retry {
-            record: AttemptRecord {
-                message: Some(message.into()),
-                ..Default::default()
-            },
+            record: AttemptRecord { message: Some(message.into()), ..Default::default() },
             retry_after: None,
         }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobFailure::Permanent {
-            record: AttemptRecord {
-                message: Some(message.into()),
-                ..Default::default()
-            },
-        }
+        JobFailure::Permanent { record: AttemptRecord { message: Some(message.into()), ..Default::default() } }
     }
 }
 
@@ -65,12 +54,8 @@ pub struct JobContext {
 impl JobContext {
     /// The payload, parsed into the handler's type.
     pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobFailure> {
-        serde_json::from_str(&self.job.job.payload).map_err(|e| {
-            JobFailure::permanent(format!(
-                "payload of {} job does not parse: {e}",
-                self.job.job.kind
-            ))
-        })
+        serde_json::from_str(&self.job.job.payload)
+            .map_err(|e| JobFailure::permanent(format!("payload of {} job does not parse: {e}", self.job.job.kind)))
     }
 }
 
@@ -88,9 +73,7 @@ impl std::fmt::Debug for JobRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut kinds: Vec<&String> = self.handlers.keys().collect();
         kinds.sort();
-        f.debug_struct("JobRegistry")
-            .field("kinds", &kinds)
-            .finish()
+        f.debug_struct("JobRegistry").field("kinds", &kinds).finish()
     }
 }
 

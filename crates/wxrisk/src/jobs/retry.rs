@@ -14,10 +14,7 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     pub fn new(schedule: Vec<Duration>, jitter: f64) -> Self {
-        Self {
-            schedule,
-            jitter: jitter.clamp(0.0, 1.0),
-        }
+        Self { schedule, jitter: jitter.clamp(0.0, 1.0) }
     }
 
     pub fn from_config(config: &JobsConfig) -> Self {
@@ -73,27 +70,15 @@ mod tests {
     #[test]
     fn retry_after_only_lengthens() {
         let policy = RetryPolicy::new(vec![Duration::from_secs(10)], 0.0);
-        assert_eq!(
-            policy.delay_after(1, Some(Duration::from_secs(90))),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            policy.delay_after(1, Some(Duration::from_secs(1))),
-            Some(Duration::from_secs(10))
-        );
+        assert_eq!(policy.delay_after(1, Some(Duration::from_secs(90))), Some(Duration::from_secs(90)));
+        assert_eq!(policy.delay_after(1, Some(Duration::from_secs(1))), Some(Duration::from_secs(10)));
     }
 
     #[test]
     fn jitter_stays_in_bounds() {
         let policy = RetryPolicy::new(vec![Duration::from_secs(100)], 0.2);
-        let delays: Vec<Duration> = (0..200)
-            .filter_map(|_| policy.delay_after(1, None))
-            .collect();
-        assert!(
-            delays
-                .iter()
-                .all(|d| *d >= Duration::from_secs(80) && *d <= Duration::from_secs(120))
-        );
+        let delays: Vec<Duration> = (0..200).filter_map(|_| policy.delay_after(1, None)).collect();
+        assert!(delays.iter().all(|d| *d >= Duration::from_secs(80) && *d <= Duration::from_secs(120)));
         assert!(delays.iter().any(|d| *d != delays[0]), "jitter must vary");
     }
 }

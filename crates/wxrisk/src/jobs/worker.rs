@@ -37,11 +37,7 @@ impl Worker {
     /// `id` names this worker in leases and attempt rows; unique per process and slot.
     pub fn new(state: AppState, id: impl Into<String>) -> Self {
         let policy = RetryPolicy::from_config(&state.config().jobs);
-        Self {
-            state,
-            id: id.into(),
-            policy,
-        }
+        Self { state, id: id.into(), policy }
     }
 
     pub fn id(&self) -> &str {
@@ -53,8 +49,7 @@ impl Worker {
         let jobs = &self.state.config().jobs;
         let lease_ms = i64::try_from(jobs.lease.as_millis()).unwrap_or(i64::MAX / 2);
         let now = self.state.now_ms();
-        let Some(claimed) = queue::claim_next(self.state.store(), &self.id, now, lease_ms).await?
-        else {
+        let Some(claimed) = queue::claim_next(self.state.store(), &self.id, now, lease_ms).await? else {
             return Ok(None);
         };
         let started = Instant::now();
@@ -63,32 +58,19 @@ impl Worker {
         let (outcome, record) = match result {
             Ok(record) => (Outcome::Succeeded, record),
             Err(JobFailure::Permanent { record }) => (Outcome::Dead, record),
-            Err(JobFailure::Retry {
-                record,
-                retry_after,
-            }) => match self.policy.delay_after(claimed.attempt, retry_after) {
-                Some(delay) => {
-                    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                    (
-                        Outcome::Retry {
-                            next_at: self.state.now_ms().saturating_add(delay_ms),
-                        },
-                        record,
-                    )
+            Err(JobFailure::Retry { record, retry_after }) => {
+                match self.policy.delay_after(claimed.attempt, retry_after) {
+                    Some(delay) => {
+                        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                        (Outcome::Retry { next_at: self.state.now_ms().saturating_add(delay_ms) }, record)
+                    }
+                    None => (Outcome::Dead, record),
                 }
-                None => (Outcome::Dead, record),
-            },
+            }
         };
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
-        let lease_held = queue::finish(
-            self.state.store(),
-            &claimed,
-            outcome,
-            &record,
-            self.state.now_ms(),
-            duration_ms,
-        )
-        .await?;
+        let lease_held =
+            queue::finish(self.state.store(), &claimed, outcome, &record, self.state.now_ms(), duration_ms).await?;
         let kind = claimed.job.kind.clone();
         let outcome_name = match outcome {
             Outcome::Succeeded => "succeeded",
@@ -96,15 +78,8 @@ impl Worker {
             Outcome::Dead => "dead",
         };
         let metrics = self.state.metrics();
-        metrics.inc(
-            "wxrisk_jobs_finished_total",
-            &[("kind", &kind), ("outcome", outcome_name)],
-        );
-        metrics.observe(
-            "wxrisk_job_attempt_duration_seconds",
-            &[("kind", &kind)],
-            elapsed.as_secs_f64(),
-        );
+        metrics.inc("wxrisk_jobs_finished_total", &[("kind", &kind), ("outcome", outcome_name)]);
+        metrics.observe("wxrisk_job_attempt_duration_seconds", &[("kind", &kind)], elapsed.as_secs_f64());
         match outcome {
             Outcome::Dead => {
                 tracing::warn!(job_id = claimed.job.id, kind, attempt = claimed.attempt, error = ?record.message, "job is dead")
@@ -112,27 +87,12 @@ impl Worker {
             Outcome::Retry { next_at } => {
                 tracing::info!(job_id = claimed.job.id, kind, attempt = claimed.attempt, next_at, error = ?record.message, "job will be retried")
             }
-            Outcome::Succeeded => tracing::debug!(
-                job_id = claimed.job.id,
-                kind,
-                attempt = claimed.attempt,
-                "job done"
-            ),
+            Outcome::Succeeded => tracing::debug!(job_id = claimed.job.id, kind, attempt = claimed.attempt, "job done"),
         }
         if !lease_held {
-            tracing::warn!(
-                job_id = claimed.job.id,
-                kind,
-                "job finished after its lease had passed to another worker"
-            );
+            tracing::warn!(job_id = claimed.job.id, kind, "job finished after its lease had passed to another worker");
         }
-        Ok(Some(StepReport {
-            job_id: claimed.job.id,
-            kind,
-            attempt: claimed.attempt,
-            outcome,
-            lease_held,
-        }))
+        Ok(Some(StepReport { job_id: claimed.job.id, kind, attempt: claimed.attempt, outcome, lease_held }))
     }
 
     /// Run the handler in a task of its own (a panic becomes a retryable failure) under the attempt timeout.
@@ -145,21 +105,15 @@ impl Worker {
             )));
         };
         let timeout = self.state.config().jobs.timeout;
-        let ctx = JobContext {
-            state: self.state.clone(),
-            job: claimed,
-        };
-        let task =
-            tokio::spawn(async move { tokio::time::timeout(timeout, handler.run(&ctx)).await });
+        let ctx = JobContext { state: self.state.clone(), job: claimed };
+        let task = tokio::spawn(async move { tokio::time::timeout(timeout, handler.run(&ctx)).await });
         match task.await {
             Ok(Ok(result)) => result,
             Ok(Err(_elapsed)) => Err(JobFailure::retry(format!(
                 "the attempt took longer than jobs.timeout ({})",
                 crate::config::format_duration(timeout)
             ))),
-            Err(join_error) => Err(JobFailure::retry(format!(
-                "the job handler failed: {join_error}"
-            ))),
+            Err(join_error) => Err(JobFailure::retry(format!("the job handler failed: {join_error}"))),
         }
     }
 
@@ -177,10 +131,7 @@ impl Worker {
         let concurrency = self.state.config().jobs.concurrency;
         let mut slots = tokio::task::JoinSet::new();
         for slot in 0..concurrency {
-            let worker = Worker {
-                id: format!("{}/{slot}", self.id),
-                ..self.clone()
-            };
+            let worker = Worker { id: format!("{}/{slot}", self.id), ..self.clone() };
             slots.spawn(worker.slot_loop(shutdown.clone()));
         }
         while slots.join_next().await.is_some() {}

@@ -39,16 +39,8 @@ pub async fn record(
 }
 
 /// Newest first; `target` narrows to one record.
-pub async fn list(
-    conn: &mut AnyConnection,
-    target: Option<(&str, &str)>,
-    page: Page,
-) -> StoreResult<Vec<AuditEntry>> {
-    let after = if page.after_id == 0 {
-        i64::MAX
-    } else {
-        page.after_id
-    };
+pub async fn list(conn: &mut AnyConnection, target: Option<(&str, &str)>, page: Page) -> StoreResult<Vec<AuditEntry>> {
+    let after = if page.after_id == 0 { i64::MAX } else { page.after_id };
     let rows = sqlx::query(
         "select id, at, actor, action, target_type, target_id, detail from audit_log \
          where id < $1 and ($2 is null or target_type = $2) and ($3 is null or target_id = $3) \

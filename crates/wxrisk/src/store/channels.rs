@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{Page, StoreError, StoreResult, col, flag, to_flag};
+use super::{AnyQuery, Page, StoreError, StoreResult, col, flag, to_flag};
 
 #[derive(Debug, Clone)]
 pub struct ChannelRow {
@@ -41,7 +41,8 @@ pub struct ChannelFilter {
     pub kind: Option<String>,
 }
 
-const COLUMNS: &str = "id, provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, created_at, updated_at";
+const COLUMNS: &str =
+    "id, provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<ChannelRow> {
     Ok(ChannelRow {
@@ -58,18 +59,23 @@ fn from_row(row: &AnyRow) -> StoreResult<ChannelRow> {
     })
 }
 
+/// Bind `$1..$7` in the order insert and update both list the columns.
+fn bind_write<'q>(query: AnyQuery<'q>, c: &ChannelWrite<'_>) -> AnyQuery<'q> {
+    query
+        .bind(c.provider_id)
+        .bind(c.merchant_id)
+        .bind(c.kind)
+        .bind(c.name)
+        .bind(to_flag(c.enabled))
+        .bind(c.settings)
+        .bind(c.secrets_sealed)
+}
+
 pub async fn insert(conn: &mut AnyConnection, c: &ChannelWrite<'_>, now: i64) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let row = bind_write(sqlx::query(
         "insert into channels (provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $8) returning id",
-    )
-    .bind(c.provider_id)
-    .bind(c.merchant_id)
-    .bind(c.kind)
-    .bind(c.name)
-    .bind(to_flag(c.enabled))
-    .bind(c.settings)
-    .bind(c.secrets_sealed)
+    ), c)
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -77,23 +83,11 @@ pub async fn insert(conn: &mut AnyConnection, c: &ChannelWrite<'_>, now: i64) ->
     col(&row, "id")
 }
 
-pub async fn update(
-    conn: &mut AnyConnection,
-    id: i64,
-    c: &ChannelWrite<'_>,
-    now: i64,
-) -> StoreResult<()> {
-    let done = sqlx::query(
+pub async fn update(conn: &mut AnyConnection, id: i64, c: &ChannelWrite<'_>, now: i64) -> StoreResult<()> {
+    let done = bind_write(sqlx::query(
         "update channels set provider_id = $1, merchant_id = $2, kind = $3, name = $4, enabled = $5, settings = $6, \
          secrets_sealed = $7, updated_at = $8 where id = $9",
-    )
-    .bind(c.provider_id)
-    .bind(c.merchant_id)
-    .bind(c.kind)
-    .bind(c.name)
-    .bind(to_flag(c.enabled))
-    .bind(c.settings)
-    .bind(c.secrets_sealed)
+    ), c)
     .bind(now)
     .bind(id)
     .execute(&mut *conn)
@@ -107,18 +101,11 @@ pub async fn update(
 
 pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<ChannelRow>> {
     let sql = format!("select {COLUMNS} from channels where id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn list(
-    conn: &mut AnyConnection,
-    filter: &ChannelFilter,
-    page: Page,
-) -> StoreResult<Vec<ChannelRow>> {
+pub async fn list(conn: &mut AnyConnection, filter: &ChannelFilter, page: Page) -> StoreResult<Vec<ChannelRow>> {
     let sql = format!(
         "select {COLUMNS} from channels where id > $1 \
          and ($2 is null or provider_id = $2) and ($3 is null or merchant_id = $3) \
@@ -138,9 +125,6 @@ pub async fn list(
 }
 
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
-    let done = sqlx::query("delete from channels where id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query("delete from channels where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }

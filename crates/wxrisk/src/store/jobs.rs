@@ -20,12 +20,7 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 4] = [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Succeeded,
-        JobStatus::Dead,
-    ];
+    pub const ALL: [JobStatus; 4] = [JobStatus::Queued, JobStatus::Running, JobStatus::Succeeded, JobStatus::Dead];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -168,12 +163,7 @@ pub async fn enqueue(conn: &mut AnyConnection, job: &NewJob, now: i64) -> StoreR
 }
 
 /// Claim the next due job for `worker` until `now + lease_ms`, and open its attempt row.
-pub async fn claim_next(
-    store: &Store,
-    worker: &str,
-    now: i64,
-    lease_ms: i64,
-) -> StoreResult<Option<ClaimedJob>> {
+pub async fn claim_next(store: &Store, worker: &str, now: i64, lease_ms: i64) -> StoreResult<Option<ClaimedJob>> {
     let mut tx = store.begin().await?;
     // The due condition is repeated outside the subquery so a row another claim changed meanwhile is re-checked.
     let sql = format!(
@@ -197,11 +187,13 @@ pub async fn claim_next(
     };
     let job = from_row(&row)?;
     // A previous attempt still marked running lost its worker (crash, or a lease that ran out).
-    sqlx::query("update job_attempts set outcome = 'lease_expired', finished_at = $1 where job_id = $2 and outcome = 'running'")
-        .bind(now)
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "update job_attempts set outcome = 'lease_expired', finished_at = $1 where job_id = $2 and outcome = 'running'",
+    )
+    .bind(now)
+    .bind(job.id)
+    .execute(&mut *tx)
+    .await?;
     let attempt_row = sqlx::query(
         "insert into job_attempts (job_id, attempt, worker, started_at, outcome) values ($1, $2, $3, $4, 'running') returning id",
     )
@@ -213,12 +205,7 @@ pub async fn claim_next(
     .await?;
     let attempt_id = col(&attempt_row, "id")?;
     tx.commit().await?;
-    Ok(Some(ClaimedJob {
-        attempt: job.attempts,
-        attempt_id,
-        worker: worker.to_owned(),
-        job,
-    }))
+    Ok(Some(ClaimedJob { attempt: job.attempts, attempt_id, worker: worker.to_owned(), job }))
 }
 
 /// Record how an attempt ended. Returns `false` when the lease had been lost: the attempt is recorded, the job
@@ -290,11 +277,7 @@ fn describe(record: &AttemptRecord) -> String {
     if let Some(message) = &record.message {
         parts.push(message.clone());
     }
-    if parts.is_empty() {
-        "failed".to_owned()
-    } else {
-        parts.join(": ")
-    }
+    if parts.is_empty() { "failed".to_owned() } else { parts.join(": ") }
 }
 
 /// Make a dead job, or a queued one waiting for its next attempt, run now with a fresh retry budget.
@@ -305,37 +288,25 @@ pub async fn retry_now(conn: &mut AnyConnection, id: i64, now: i64) -> StoreResu
         "update jobs set status = 'queued', attempts = 0, run_at = $1, finished_at = null, updated_at = $1 \
          where id = $2 and status in ('dead', 'queued') returning {COLUMNS}"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(id).fetch_optional(&mut *conn).await?;
     match row {
         Some(row) => from_row(&row),
         None => match get(conn, id).await? {
             None => Err(StoreError::NotFound("job")),
-            Some(job) => Err(StoreError::Conflict {
-                constraint: format!("job status `{}`", job.status),
-            }),
+            Some(job) => Err(StoreError::Conflict { constraint: format!("job status `{}`", job.status) }),
         },
     }
 }
 
 pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<JobRow>> {
     let sql = format!("select {COLUMNS} from jobs where id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn get_by_dedupe_key(conn: &mut AnyConnection, key: &str) -> StoreResult<Option<JobRow>> {
     let sql = format!("select {COLUMNS} from jobs where dedupe_key = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -398,10 +369,6 @@ pub async fn attempts(conn: &mut AnyConnection, job_id: i64) -> StoreResult<Vec<
 
 /// Jobs per status, for `/metrics`.
 pub async fn count_by_status(conn: &mut AnyConnection) -> StoreResult<Vec<(String, i64)>> {
-    let rows = sqlx::query("select status, count(*) as n from jobs group by status")
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((col(r, "status")?, col(r, "n")?)))
-        .collect()
+    let rows = sqlx::query("select status, count(*) as n from jobs group by status").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((col(r, "status")?, col(r, "n")?))).collect()
 }

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{Page, StoreError, StoreResult, col, flag, to_flag};
+use super::{AnyQuery, Page, StoreError, StoreResult, col, flag, to_flag};
 
 #[derive(Debug, Clone)]
 pub struct MerchantRow {
@@ -36,8 +36,7 @@ pub struct MerchantFilter {
     pub enabled: Option<bool>,
 }
 
-const COLUMNS: &str =
-    "id, provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at";
+const COLUMNS: &str = "id, provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<MerchantRow> {
     Ok(MerchantRow {
@@ -53,17 +52,22 @@ fn from_row(row: &AnyRow) -> StoreResult<MerchantRow> {
     })
 }
 
+/// Bind `$1..$6` in the order insert and update both list the columns.
+fn bind_write<'q>(query: AnyQuery<'q>, m: &MerchantWrite<'_>) -> AnyQuery<'q> {
+    query
+        .bind(m.provider_id)
+        .bind(m.mchid)
+        .bind(m.name)
+        .bind(m.reply_text)
+        .bind(to_flag(m.auto_refund))
+        .bind(to_flag(m.enabled))
+}
+
 pub async fn insert(conn: &mut AnyConnection, m: &MerchantWrite<'_>, now: i64) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let row = bind_write(sqlx::query(
         "insert into merchants (provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $7) returning id",
-    )
-    .bind(m.provider_id)
-    .bind(m.mchid)
-    .bind(m.name)
-    .bind(m.reply_text)
-    .bind(to_flag(m.auto_refund))
-    .bind(to_flag(m.enabled))
+    ), m)
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -71,22 +75,14 @@ pub async fn insert(conn: &mut AnyConnection, m: &MerchantWrite<'_>, now: i64) -
     col(&row, "id")
 }
 
-pub async fn update(
-    conn: &mut AnyConnection,
-    id: i64,
-    m: &MerchantWrite<'_>,
-    now: i64,
-) -> StoreResult<()> {
-    let done = sqlx::query(
-        "update merchants set provider_id = $1, mchid = $2, name = $3, reply_text = $4, auto_refund = $5, \
+pub async fn update(conn: &mut AnyConnection, id: i64, m: &MerchantWrite<'_>, now: i64) -> StoreResult<()> {
+    let done = bind_write(
+        sqlx::query(
+            "update merchants set provider_id = $1, mchid = $2, name = $3, reply_text = $4, auto_refund = $5, \
          enabled = $6, updated_at = $7 where id = $8",
+        ),
+        m,
     )
-    .bind(m.provider_id)
-    .bind(m.mchid)
-    .bind(m.name)
-    .bind(m.reply_text)
-    .bind(to_flag(m.auto_refund))
-    .bind(to_flag(m.enabled))
     .bind(now)
     .bind(id)
     .execute(&mut *conn)
@@ -100,10 +96,7 @@ pub async fn update(
 
 pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<MerchantRow>> {
     let sql = format!("select {COLUMNS} from merchants where id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -113,27 +106,11 @@ pub async fn find_by_mchid(
     provider_id: Option<i64>,
     mchid: &str,
 ) -> StoreResult<Vec<MerchantRow>> {
-    let filter = MerchantFilter {
-        provider_id,
-        mchid: Some(mchid.to_owned()),
-        enabled: None,
-    };
-    list(
-        conn,
-        &filter,
-        Page {
-            after_id: 0,
-            limit: 10,
-        },
-    )
-    .await
+    let filter = MerchantFilter { provider_id, mchid: Some(mchid.to_owned()), enabled: None };
+    list(conn, &filter, Page { after_id: 0, limit: 10 }).await
 }
 
-pub async fn list(
-    conn: &mut AnyConnection,
-    filter: &MerchantFilter,
-    page: Page,
-) -> StoreResult<Vec<MerchantRow>> {
+pub async fn list(conn: &mut AnyConnection, filter: &MerchantFilter, page: Page) -> StoreResult<Vec<MerchantRow>> {
     // Each filter is `($n is null or column = $n)`, so one SQL text serves every combination.
     let sql = format!(
         "select {COLUMNS} from merchants where id > $1 \
@@ -153,13 +130,7 @@ pub async fn list(
 
 /// Delete a sub-merchant and its channels.
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
-    sqlx::query("delete from channels where merchant_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    let done = sqlx::query("delete from merchants where id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("delete from channels where merchant_id = $1").bind(id).execute(&mut *conn).await?;
+    let done = sqlx::query("delete from merchants where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }

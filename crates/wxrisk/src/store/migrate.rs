@@ -47,8 +47,7 @@ impl Migration {
     }
 
     fn checksum(&self, backend: Backend) -> String {
-        let digest =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.sql(backend).as_bytes());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.sql(backend).as_bytes());
         hex::encode(digest.as_ref())
     }
 }
@@ -65,27 +64,17 @@ pub async fn run(store: &Store, now_ms: i64) -> StoreResult<Vec<i64>> {
     let backend = store.backend();
     let mut conn = store.conn().await?;
     if backend == Backend::Postgres {
-        sqlx::query("select pg_advisory_lock($1)")
-            .bind(PG_MIGRATION_LOCK)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("select pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
     }
     let result = apply_pending(&mut conn, backend, now_ms).await;
     if backend == Backend::Postgres {
         // Unlock even after a failure; the connection returns to the pool.
-        let _ = sqlx::query("select pg_advisory_unlock($1)")
-            .bind(PG_MIGRATION_LOCK)
-            .execute(&mut *conn)
-            .await;
+        let _ = sqlx::query("select pg_advisory_unlock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await;
     }
     result
 }
 
-async fn apply_pending(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    now_ms: i64,
-) -> StoreResult<Vec<i64>> {
+async fn apply_pending(conn: &mut AnyConnection, backend: Backend, now_ms: i64) -> StoreResult<Vec<i64>> {
     sqlx::query(CREATE_TABLE).execute(&mut *conn).await?;
     let mut applied_now = Vec::new();
     for migration in MIGRATIONS {
@@ -142,16 +131,7 @@ pub async fn pending(store: &Store) -> StoreResult<Vec<i64>> {
     if exists.is_none() {
         return Ok(MIGRATIONS.iter().map(|m| m.version).collect());
     }
-    let rows = sqlx::query("select version from schema_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
-    let applied: Vec<i64> = rows
-        .iter()
-        .map(|r| r.try_get::<i64, _>("version"))
-        .collect::<Result<_, _>>()?;
-    Ok(MIGRATIONS
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.contains(v))
-        .collect())
+    let rows = sqlx::query("select version from schema_migrations").fetch_all(&mut *conn).await?;
+    let applied: Vec<i64> = rows.iter().map(|r| r.try_get::<i64, _>("version")).collect::<Result<_, _>>()?;
+    Ok(MIGRATIONS.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
 }

@@ -23,6 +23,9 @@ use crate::config::DatabaseConfig;
 
 pub type Tx = sqlx::Transaction<'static, Any>;
 
+/// A query being built, for helpers that bind a shared list of columns.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -71,10 +74,7 @@ impl StoreError {
         if let sqlx::Error::Database(db) = &e
             && db.is_unique_violation()
         {
-            let constraint = db
-                .constraint()
-                .map(str::to_owned)
-                .unwrap_or_else(|| db.message().to_owned());
+            let constraint = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
             return StoreError::Conflict { constraint };
         }
         StoreError::Database(e)
@@ -101,9 +101,7 @@ impl Store {
             create_sqlite_parent_dir(url)?;
             // WAL is a property of the file; setting it takes an exclusive lock, so do it once, alone.
             let mut conn = AnyConnection::connect_with(&options).await?;
-            sqlx::query("pragma journal_mode = wal")
-                .execute(&mut conn)
-                .await?;
+            sqlx::query("pragma journal_mode = wal").execute(&mut conn).await?;
             conn.close().await?;
         }
         let pool = AnyPoolOptions::new()
@@ -114,15 +112,9 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
                         // the last transactions, and WeChat redelivers what we did not acknowledge.
-                        sqlx::query("pragma synchronous = normal")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("pragma busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("pragma foreign_keys = on")
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query("pragma synchronous = normal").execute(&mut *conn).await?;
+                        sqlx::query("pragma busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("pragma foreign_keys = on").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -174,23 +166,14 @@ impl Store {
 }
 
 fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Migration(format!(
-                "cannot create database directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Migration(format!("cannot create database directory {}: {e}", dir.display())))?;
     }
     Ok(())
 }

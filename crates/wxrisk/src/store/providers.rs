@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{Page, StoreError, StoreResult, col, flag, to_flag};
+use super::{AnyQuery, Page, StoreError, StoreResult, col, flag, to_flag};
 
 /// A provider as stored: secrets still sealed.
 #[derive(Debug, Clone)]
@@ -77,25 +77,30 @@ fn from_row(row: &AnyRow) -> StoreResult<ProviderRow> {
     })
 }
 
+/// Bind `$1..$12` in the order insert and update both list the columns.
+fn bind_write<'q>(query: AnyQuery<'q>, p: &ProviderWrite<'_>) -> AnyQuery<'q> {
+    query
+        .bind(p.name)
+        .bind(p.mchid)
+        .bind(p.appid)
+        .bind(p.merchant_cert_serial)
+        .bind(p.merchant_private_key_sealed)
+        .bind(p.merchant_cert_pem)
+        .bind(p.wechatpay_public_key_id)
+        .bind(p.wechatpay_public_key_pem)
+        .bind(p.apiv3_key_sealed)
+        .bind(p.refund_notify_url)
+        .bind(p.default_reply)
+        .bind(to_flag(p.default_auto_refund))
+}
+
 pub async fn insert(conn: &mut AnyConnection, p: &ProviderWrite<'_>, now: i64) -> StoreResult<i64> {
-    let row = sqlx::query(
+    let row = bind_write(sqlx::query(
         "insert into providers (name, mchid, appid, merchant_cert_serial, merchant_private_key_sealed, merchant_cert_pem, \
          wechatpay_public_key_id, wechatpay_public_key_pem, apiv3_key_sealed, refund_notify_url, default_reply, \
          default_auto_refund, created_at, updated_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) returning id",
-    )
-    .bind(p.name)
-    .bind(p.mchid)
-    .bind(p.appid)
-    .bind(p.merchant_cert_serial)
-    .bind(p.merchant_private_key_sealed)
-    .bind(p.merchant_cert_pem)
-    .bind(p.wechatpay_public_key_id)
-    .bind(p.wechatpay_public_key_pem)
-    .bind(p.apiv3_key_sealed)
-    .bind(p.refund_notify_url)
-    .bind(p.default_reply)
-    .bind(to_flag(p.default_auto_refund))
+    ), p)
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -103,30 +108,16 @@ pub async fn insert(conn: &mut AnyConnection, p: &ProviderWrite<'_>, now: i64) -
     col(&row, "id")
 }
 
-pub async fn update(
-    conn: &mut AnyConnection,
-    id: i64,
-    p: &ProviderWrite<'_>,
-    now: i64,
-) -> StoreResult<()> {
-    let done = sqlx::query(
-        "update providers set name = $1, mchid = $2, appid = $3, merchant_cert_serial = $4, \
+pub async fn update(conn: &mut AnyConnection, id: i64, p: &ProviderWrite<'_>, now: i64) -> StoreResult<()> {
+    let done = bind_write(
+        sqlx::query(
+            "update providers set name = $1, mchid = $2, appid = $3, merchant_cert_serial = $4, \
          merchant_private_key_sealed = $5, merchant_cert_pem = $6, wechatpay_public_key_id = $7, \
          wechatpay_public_key_pem = $8, apiv3_key_sealed = $9, refund_notify_url = $10, default_reply = $11, \
          default_auto_refund = $12, updated_at = $13 where id = $14",
+        ),
+        p,
     )
-    .bind(p.name)
-    .bind(p.mchid)
-    .bind(p.appid)
-    .bind(p.merchant_cert_serial)
-    .bind(p.merchant_private_key_sealed)
-    .bind(p.merchant_cert_pem)
-    .bind(p.wechatpay_public_key_id)
-    .bind(p.wechatpay_public_key_pem)
-    .bind(p.apiv3_key_sealed)
-    .bind(p.refund_notify_url)
-    .bind(p.default_reply)
-    .bind(to_flag(p.default_auto_refund))
     .bind(now)
     .bind(id)
     .execute(&mut *conn)
@@ -140,33 +131,20 @@ pub async fn update(
 
 pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<ProviderRow>> {
     let sql = format!("select {COLUMNS} from providers where id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn list(conn: &mut AnyConnection, page: Page) -> StoreResult<Vec<ProviderRow>> {
     let sql = format!("select {COLUMNS} from providers where id > $1 order by id limit $2");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(page.after_id)
-        .bind(page.limit + 1)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(page.after_id).bind(page.limit + 1).fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }
 
 /// All providers (few per deployment), for callbacks that must find theirs by key.
 pub async fn all(conn: &mut AnyConnection) -> StoreResult<Vec<ProviderRow>> {
-    list(
-        conn,
-        Page {
-            after_id: 0,
-            limit: i64::MAX - 1,
-        },
-    )
-    .await
+    list(conn, Page { after_id: 0, limit: i64::MAX - 1 }).await
 }
 
 /// Delete a provider with no sub-merchants; its channels and certificates go with it.
@@ -175,10 +153,7 @@ pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    let done = sqlx::query("delete from providers where id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query("delete from providers where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -190,10 +165,7 @@ pub async fn count_merchants(conn: &mut AnyConnection, id: i64) -> StoreResult<i
     col(&row, "n")
 }
 
-pub async fn platform_certificates(
-    conn: &mut AnyConnection,
-    provider_id: i64,
-) -> StoreResult<Vec<PlatformCertRow>> {
+pub async fn platform_certificates(conn: &mut AnyConnection, provider_id: i64) -> StoreResult<Vec<PlatformCertRow>> {
     let rows = sqlx::query(
         "select serial, pem, not_before, not_after, source, created_at from platform_certificates \
          where provider_id = $1 order by not_after desc, id desc",

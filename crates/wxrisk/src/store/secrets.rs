@@ -25,21 +25,15 @@ impl SealedColumn {
 
 macro_rules! sealed_column {
     ($table:literal, $column:literal) => {
-        SealedColumn {
-            table: $table,
-            column: $column,
-            purpose: concat!($table, ".", $column),
-        }
+        SealedColumn { table: $table, column: $column, purpose: concat!($table, ".", $column) }
     };
 }
 
-pub const PROVIDER_PRIVATE_KEY: SealedColumn =
-    sealed_column!("providers", "merchant_private_key_sealed");
+pub const PROVIDER_PRIVATE_KEY: SealedColumn = sealed_column!("providers", "merchant_private_key_sealed");
 pub const PROVIDER_APIV3_KEY: SealedColumn = sealed_column!("providers", "apiv3_key_sealed");
 pub const CHANNEL_SECRETS: SealedColumn = sealed_column!("channels", "secrets_sealed");
 
-pub const SEALED_COLUMNS: &[SealedColumn] =
-    &[PROVIDER_PRIVATE_KEY, PROVIDER_APIV3_KEY, CHANNEL_SECRETS];
+pub const SEALED_COLUMNS: &[SealedColumn] = &[PROVIDER_PRIVATE_KEY, PROVIDER_APIV3_KEY, CHANNEL_SECRETS];
 
 /// Re-seal every value not under `keyring`'s current key. Run inside one transaction: all or nothing.
 /// Returns how many values were re-sealed.
@@ -47,17 +41,10 @@ pub async fn reseal_all(conn: &mut AnyConnection, keyring: &Keyring) -> StoreRes
     let mut count = 0;
     for sealed in SEALED_COLUMNS {
         // Table and column names come from the constant list above, never from input.
-        let select = format!(
-            "select id, {} as value from {} where {} is not null",
-            sealed.column, sealed.table, sealed.column
-        );
-        let update = format!(
-            "update {} set {} = $1 where id = $2",
-            sealed.table, sealed.column
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(select))
-            .fetch_all(&mut *conn)
-            .await?;
+        let select =
+            format!("select id, {} as value from {} where {} is not null", sealed.column, sealed.table, sealed.column);
+        let update = format!("update {} set {} = $1 where id = $2", sealed.table, sealed.column);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch_all(&mut *conn).await?;
         for row in rows {
             let id: i64 = col(&row, "id")?;
             let value: String = col(&row, "value")?;
@@ -65,15 +52,8 @@ pub async fn reseal_all(conn: &mut AnyConnection, keyring: &Keyring) -> StoreRes
                 continue;
             }
             let plain = keyring.open(sealed.purpose(), &value)?;
-            let resealed = keyring.seal(
-                sealed.purpose(),
-                secrecy::ExposeSecret::expose_secret(&plain),
-            )?;
-            sqlx::query(sqlx::AssertSqlSafe(update.clone()))
-                .bind(resealed)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            let resealed = keyring.seal(sealed.purpose(), secrecy::ExposeSecret::expose_secret(&plain))?;
+            sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(resealed).bind(id).execute(&mut *conn).await?;
             count += 1;
         }
     }

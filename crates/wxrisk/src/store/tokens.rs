@@ -50,36 +50,27 @@ pub async fn insert(
 }
 
 /// The active token with this hash.
-pub async fn find_active(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-) -> StoreResult<Option<TokenRow>> {
-    let sql =
-        format!("select {COLUMNS} from api_tokens where token_hash = $1 and revoked_at is null");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(token_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn find_active(conn: &mut AnyConnection, token_hash: &str) -> StoreResult<Option<TokenRow>> {
+    let sql = format!("select {COLUMNS} from api_tokens where token_hash = $1 and revoked_at is null");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&mut *conn).await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Record use at most once a minute per token, so reads do not turn into a write per request.
 pub async fn touch(conn: &mut AnyConnection, id: i64, now: i64) -> StoreResult<()> {
-    sqlx::query("update api_tokens set last_used_at = $1 where id = $2 and (last_used_at is null or last_used_at < $3)")
-        .bind(now)
-        .bind(id)
-        .bind(now - 60_000)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "update api_tokens set last_used_at = $1 where id = $2 and (last_used_at is null or last_used_at < $3)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(now - 60_000)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
 /// Revoke the active token named `name_or_id` (a name, or a numeric id). Returns the revoked token.
-pub async fn revoke(
-    conn: &mut AnyConnection,
-    name_or_id: &str,
-    now: i64,
-) -> StoreResult<Option<TokenRow>> {
+pub async fn revoke(conn: &mut AnyConnection, name_or_id: &str, now: i64) -> StoreResult<Option<TokenRow>> {
     let id: Option<i64> = name_or_id.parse().ok();
     let sql = format!(
         "update api_tokens set revoked_at = $1 where revoked_at is null and (name = $2 or id = $3) returning {COLUMNS}"
@@ -95,8 +86,6 @@ pub async fn revoke(
 
 pub async fn list(conn: &mut AnyConnection) -> StoreResult<Vec<TokenRow>> {
     let sql = format!("select {COLUMNS} from api_tokens order by id");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }

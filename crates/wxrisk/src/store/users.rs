@@ -28,12 +28,7 @@ fn from_row(row: &AnyRow) -> StoreResult<UserRow> {
     })
 }
 
-pub async fn insert(
-    conn: &mut AnyConnection,
-    username: &str,
-    password_hash: &str,
-    now: i64,
-) -> StoreResult<i64> {
+pub async fn insert(conn: &mut AnyConnection, username: &str, password_hash: &str, now: i64) -> StoreResult<i64> {
     let row = sqlx::query(
         "insert into users (username, password_hash, disabled, created_at, updated_at) values ($1, $2, 0, $3, $3) returning id",
     )
@@ -52,34 +47,26 @@ pub async fn set_password(
     password_hash: &str,
     now: i64,
 ) -> StoreResult<bool> {
-    let done =
-        sqlx::query("update users set password_hash = $1, updated_at = $2 where username = $3")
-            .bind(password_hash)
-            .bind(now)
-            .bind(username)
-            .execute(&mut *conn)
-            .await?;
+    let done = sqlx::query("update users set password_hash = $1, updated_at = $2 where username = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(username)
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn get_by_username(
-    conn: &mut AnyConnection,
-    username: &str,
-) -> StoreResult<Option<UserRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from users where username = $1"
-    )))
-    .bind(username)
-    .fetch_optional(&mut *conn)
-    .await?;
+pub async fn get_by_username(conn: &mut AnyConnection, username: &str) -> StoreResult<Option<UserRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("select {COLUMNS} from users where username = $1")))
+        .bind(username)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 pub async fn list(conn: &mut AnyConnection) -> StoreResult<Vec<UserRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from users order by username"
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("select {COLUMNS} from users order by username")))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(from_row).collect()
 }

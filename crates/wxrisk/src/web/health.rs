@@ -12,10 +12,7 @@ use crate::state::AppState;
 use crate::store::{jobs, migrate};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -32,15 +29,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
     match migrate::pending(store).await {
-        Ok(pending) if pending.is_empty() => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "database": store.backend().name()})),
-        ),
+        Ok(pending) if pending.is_empty() => {
+            (StatusCode::OK, Json(json!({"status": "ready", "database": store.backend().name()})))
+        }
         Ok(pending) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "unavailable", "reason": "migrations not applied", "pending": pending}),
-            ),
+            Json(json!({"status": "unavailable", "reason": "migrations not applied", "pending": pending})),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: cannot read migrations");
@@ -58,26 +52,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(mut conn) => jobs::count_by_status(&mut conn).await.ok(),
         Err(_) => None,
     };
-    gauges.push((
-        "wxrisk_database_up",
-        Vec::new(),
-        if counts.is_some() { 1.0 } else { 0.0 },
-    ));
+    gauges.push(("wxrisk_database_up", Vec::new(), if counts.is_some() { 1.0 } else { 0.0 }));
     let counts = counts.unwrap_or_default();
     let status_names: Vec<&'static str> = jobs::JobStatus::ALL.iter().map(|s| s.as_str()).collect();
     for status in status_names {
-        let n = counts
-            .iter()
-            .find(|(s, _)| s == status)
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
+        let n = counts.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
         gauges.push(("wxrisk_jobs", vec![("status", status)], n as f64));
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics().render(&gauges),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render(&gauges))
 }

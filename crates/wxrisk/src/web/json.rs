@@ -25,12 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let essence = v
-                    .split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase();
+                let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
                 essence == "application/json" || essence.ends_with("+json")
             })
             .unwrap_or(false);
@@ -41,11 +36,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::BadRequest {
-                    code: "MALFORMED_JSON",
-                    field: None,
-                    message: rejection.body_text(),
-                }
+                ApiError::BadRequest { code: "MALFORMED_JSON", field: None, message: rejection.body_text() }
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -72,11 +63,7 @@ fn classify(path: &str, e: &serde_json::Error) -> ApiError {
         Some(i) => raw[..i].to_owned(),
         None => raw.clone(),
     };
-    let parent = if path == "." || path.is_empty() {
-        None
-    } else {
-        Some(path.to_owned())
-    };
+    let parent = if path == "." || path.is_empty() { None } else { Some(path.to_owned()) };
     let join = |name: &str| match &parent {
         Some(p) if !p.ends_with(name) => format!("{p}.{name}"),
         Some(p) => p.clone(),
@@ -90,23 +77,11 @@ fn classify(path: &str, e: &serde_json::Error) -> ApiError {
         },
         Category::Data => {
             if let Some(name) = backticked(&message, "unknown field `") {
-                ApiError::BadRequest {
-                    code: "UNKNOWN_FIELD",
-                    field: Some(join(&name)),
-                    message,
-                }
+                ApiError::BadRequest { code: "UNKNOWN_FIELD", field: Some(join(&name)), message }
             } else if let Some(name) = backticked(&message, "missing field `") {
-                ApiError::BadRequest {
-                    code: "MISSING_FIELD",
-                    field: Some(join(&name)),
-                    message,
-                }
+                ApiError::BadRequest { code: "MISSING_FIELD", field: Some(join(&name)), message }
             } else {
-                ApiError::BadRequest {
-                    code: "INVALID_FIELD",
-                    field: parent,
-                    message,
-                }
+                ApiError::BadRequest { code: "INVALID_FIELD", field: parent, message }
             }
         }
     }
@@ -169,19 +144,17 @@ pub struct PageQuery {
 impl PageQuery {
     pub fn page(&self) -> Result<crate::store::Page, ApiError> {
         use crate::store::Page;
-        let after_id =
-            match self.cursor.as_deref().filter(|c| !c.is_empty()) {
-                None => 0,
-                Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::invalid("cursor", "is not a cursor this API gave out")
-                })?,
-            };
+        let after_id = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => 0,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave out"))?,
+        };
         let limit = self.limit.unwrap_or(Page::DEFAULT_LIMIT);
         if !(1..=Page::MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be 1 to {}", Page::MAX_LIMIT),
-            ));
+            return Err(ApiError::invalid("limit", format!("must be 1 to {}", Page::MAX_LIMIT)));
         }
         Ok(Page { after_id, limit })
     }
@@ -197,10 +170,7 @@ pub struct ListOut<T> {
 
 impl<T> ListOut<T> {
     pub fn new(items: Vec<T>, next: Option<i64>) -> Self {
-        Self {
-            items,
-            next_cursor: next.map(|n| n.to_string()),
-        }
+        Self { items, next_cursor: next.map(|n| n.to_string()) }
     }
 }
 
@@ -211,26 +181,15 @@ pub struct ApiQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let deserializer =
-            serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(deserializer)
-            .map(ApiQuery)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.into_inner().to_string();
-                let field =
-                    backticked(&message, "unknown field `").or(Some(field).filter(|f| f != "."));
-                ApiError::BadRequest {
-                    code: "INVALID_QUERY",
-                    field,
-                    message,
-                }
-            })
+        let deserializer = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|e| {
+            let field = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let field = backticked(&message, "unknown field `").or(Some(field).filter(|f| f != "."));
+            ApiError::BadRequest { code: "INVALID_QUERY", field, message }
+        })
     }
 }
 
@@ -241,10 +200,7 @@ pub struct IdPath(pub i64);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<i64>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(id)| IdPath(id))

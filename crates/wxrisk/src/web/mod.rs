@@ -32,18 +32,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            http.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, http.request_timeout))
         .layer(TraceLayer::new_for_http())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            COOKIE,
-        ]))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
+        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, COOKIE]))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()))
         .with_state(state)
 }
 
@@ -62,15 +54,8 @@ async fn track_metrics(State(state): State<AppState>, request: Request, next: Ne
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let metrics = state.metrics();
-    metrics.inc(
-        "wxrisk_http_requests_total",
-        &[("route", &route), ("status", &status)],
-    );
-    metrics.observe(
-        "wxrisk_http_request_duration_seconds",
-        &[("route", &route)],
-        started.elapsed().as_secs_f64(),
-    );
+    metrics.inc("wxrisk_http_requests_total", &[("route", &route), ("status", &status)]);
+    metrics.observe("wxrisk_http_request_duration_seconds", &[("route", &route)], started.elapsed().as_secs_f64());
     response
 }
 
@@ -78,24 +63,12 @@ async fn track_metrics(State(state): State<AppState>, request: Request, next: Ne
 impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = header
-            .trim()
-            .split_once(' ')
-            .ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        authenticate_token(state.store(), token.trim(), state.now_ms())
-            .await?
-            .ok_or(ApiError::Unauthorized)
+        authenticate_token(state.store(), token.trim(), state.now_ms()).await?.ok_or(ApiError::Unauthorized)
     }
 }

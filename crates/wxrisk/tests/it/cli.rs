@@ -16,10 +16,7 @@ const SMTP_PASSWORD: &str = "SMTPAUTHCODE9876";
 
 fn base_env(db: &TestDb) -> Vec<(String, String)> {
     vec![
-        (
-            "WXRISK_DATA_DIR".into(),
-            db.data_dir().display().to_string(),
-        ),
+        ("WXRISK_DATA_DIR".into(), db.data_dir().display().to_string()),
         ("WXRISK_DATABASE_URL".into(), db.url.clone()),
     ]
 }
@@ -39,17 +36,10 @@ fn command(db: &TestDb, extra: &[(&str, &str)], args: &[&str]) -> Command {
 
 fn run(db: &TestDb, extra: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = command(db, extra, args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn wxrisk");
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("wxrisk runs")
@@ -64,17 +54,11 @@ fn stderr(output: &Output) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// The token is the last word of `token create`'s output.
@@ -116,14 +100,7 @@ async fn serve_answers_readyz_and_no_secret_reaches_files_or_logs() {
             && response.status() == 200
         {
             let body: serde_json::Value = response.json().await.expect("json");
-            assert_eq!(
-                body["database"],
-                if db.is_postgres() {
-                    "postgres"
-                } else {
-                    "sqlite"
-                }
-            );
+            assert_eq!(body["database"], if db.is_postgres() { "postgres" } else { "sqlite" });
             break;
         }
         assert!(
@@ -152,33 +129,20 @@ async fn serve_answers_readyz_and_no_secret_reaches_files_or_logs() {
     assert_eq!(status, 201, "{provider}");
     let channel = json!({"provider_id": provider["id"], "kind": "email",
         "settings": {"preset": "163", "username": "alerts@163.com", "password": SMTP_PASSWORD, "from": "alerts@163.com", "to": ["ops@example.com"]}});
-    let response = client
-        .post(format!("{base}/api/v1/channels"))
-        .bearer_auth(&token)
-        .json(&channel)
-        .send()
-        .await
-        .expect("POST");
+    let response =
+        client.post(format!("{base}/api/v1/channels")).bearer_auth(&token).json(&channel).send().await.expect("POST");
     let (status, created) = decode(response).await;
     assert_eq!(status, 201, "{created}");
     // A rejected request carrying the secrets must not log them either.
     let mut bad = provider_body("1900000109");
     bad["appid"] = json!("nope");
-    let response = client
-        .post(format!("{base}/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(&bad)
-        .send()
-        .await
-        .expect("POST");
+    let response =
+        client.post(format!("{base}/api/v1/providers")).bearer_auth(&token).json(&bad).send().await.expect("POST");
     assert_eq!(response.status(), 400);
 
     // SIGTERM: a graceful stop with exit status 0.
     let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -191,41 +155,22 @@ async fn serve_answers_readyz_and_no_secret_reaches_files_or_logs() {
     assert!(status.success(), "exit status {status}");
 
     let logs = std::fs::read(&log_path).expect("logs");
-    assert!(
-        contains(&logs, "provider created"),
-        "the log is the one we think it is"
-    );
+    assert!(contains(&logs, "provider.create"), "the log is the one we think it is");
     for secret in [APIV3_KEY, SMTP_PASSWORD, key_line.as_str(), token.as_str()] {
-        assert!(
-            !contains(&logs, secret),
-            "a secret reached the log: {secret}"
-        );
+        assert!(!contains(&logs, secret), "a secret reached the log: {secret}");
     }
 
     if db.is_postgres() {
-        let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database)
-            .await
-            .expect("connect");
+        let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database).await.expect("connect");
         for table in ["providers", "channels", "audit_log", "api_tokens"] {
-            let sql = format!(
-                "select coalesce(string_agg(row_to_json(t)::text, ''), '') as dump from {table} t"
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(store.pool())
-                .await
-                .expect("dump");
+            let sql = format!("select coalesce(string_agg(row_to_json(t)::text, ''), '') as dump from {table} t");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(store.pool()).await.expect("dump");
             let dump: String = sqlx::Row::get(&row, "dump");
             if table == "providers" {
-                assert!(
-                    dump.contains("1900000109"),
-                    "the dump is the one we think it is"
-                );
+                assert!(dump.contains("1900000109"), "the dump is the one we think it is");
             }
             for secret in [APIV3_KEY, SMTP_PASSWORD, key_line.as_str(), token.as_str()] {
-                assert!(
-                    !dump.contains(secret),
-                    "{table} holds a secret in clear: {secret}"
-                );
+                assert!(!dump.contains(secret), "{table} holds a secret in clear: {secret}");
             }
         }
         store.close().await;
@@ -236,24 +181,15 @@ async fn serve_answers_readyz_and_no_secret_reaches_files_or_logs() {
                 bytes.extend(data);
             }
         }
-        assert!(
-            contains(&bytes, "1900000109"),
-            "the database file is the one we think it is"
-        );
+        assert!(contains(&bytes, "1900000109"), "the database file is the one we think it is");
         for secret in [APIV3_KEY, SMTP_PASSWORD, key_line.as_str(), token.as_str()] {
-            assert!(
-                !contains(&bytes, secret),
-                "the SQLite file holds a secret in clear: {secret}"
-            );
+            assert!(!contains(&bytes, secret), "the SQLite file holds a secret in clear: {secret}");
         }
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(db.data_dir().join("master.key"))
-            .expect("key file")
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(db.data_dir().join("master.key")).expect("key file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -264,13 +200,7 @@ async fn config_check_redacts_and_bad_settings_stop_the_start() {
     let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let output = run(
         &db,
-        &[
-            ("WXRISK_MASTER_KEY", master),
-            (
-                "WXRISK_DATABASE_URL",
-                "postgres://app:hunter2@db.internal/wxrisk",
-            ),
-        ],
+        &[("WXRISK_MASTER_KEY", master), ("WXRISK_DATABASE_URL", "postgres://app:hunter2@db.internal/wxrisk")],
         &["config", "check"],
         None,
     );
@@ -278,60 +208,24 @@ async fn config_check_redacts_and_bad_settings_stop_the_start() {
     let text = stdout(&output);
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
     assert!(text.contains("<redacted>"), "{text}");
-    assert!(
-        !text.contains("AAECAwQF") && !text.contains("hunter2"),
-        "{text}"
-    );
+    assert!(!text.contains("AAECAwQF") && !text.contains("hunter2"), "{text}");
 
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
     let cases: [Case<'_>; 4] = [
-        (
-            &[("WXRISK_JOBS__CONCURRENCY", "zero")],
-            &["config", "check"],
-            "WXRISK_JOBS__CONCURRENCY",
-        ),
-        (
-            &[("WXRISK_LISTN", "0.0.0.0:80")],
-            &["serve"],
-            "WXRISK_LISTN",
-        ),
-        (
-            &[("WXRISK_LISTEN", "everywhere")],
-            &["serve"],
-            "WXRISK_LISTEN",
-        ),
-        (
-            &[("WXRISK_MASTER_KEY", "dG9vIHNob3J0")],
-            &["serve"],
-            "master_key",
-        ),
+        (&[("WXRISK_JOBS__CONCURRENCY", "zero")], &["config", "check"], "WXRISK_JOBS__CONCURRENCY"),
+        (&[("WXRISK_LISTN", "0.0.0.0:80")], &["serve"], "WXRISK_LISTN"),
+        (&[("WXRISK_LISTEN", "everywhere")], &["serve"], "WXRISK_LISTEN"),
+        (&[("WXRISK_MASTER_KEY", "dG9vIHNob3J0")], &["serve"], "master_key"),
     ];
     for (env, args, named) in cases {
         let output = run(&db, env, args, None);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{env:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains(named),
-            "{env:?}: {}",
-            stderr(&output)
-        );
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(named), "{env:?}: {}", stderr(&output));
     }
-    std::fs::write(
-        db.data_dir().join("wxrisk.toml"),
-        "[jobs]\nconcurency = 3\n",
-    )
-    .expect("write");
+    std::fs::write(db.data_dir().join("wxrisk.toml"), "[jobs]\nconcurency = 3\n").expect("write");
     let output = run(&db, &[], &["config", "check"], None);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("jobs.concurency"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("jobs.concurency"), "{}", stderr(&output));
 }
 
 #[tokio::test]
@@ -341,92 +235,39 @@ async fn users_tokens_jobs_and_migrate_commands() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("current schema"));
 
-    let output = run(
-        &db,
-        &[],
-        &["user", "add", "alice", "--password-stdin"],
-        Some("correct horse battery\n"),
-    );
+    let output = run(&db, &[], &["user", "add", "alice", "--password-stdin"], Some("correct horse battery\n"));
     assert!(output.status.success(), "{}", stderr(&output));
-    let output = run(
-        &db,
-        &[],
-        &["user", "add", "alice", "--password-stdin"],
-        Some("another long password\n"),
-    );
+    let output = run(&db, &[], &["user", "add", "alice", "--password-stdin"], Some("another long password\n"));
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("exists"), "{}", stderr(&output));
     let output = run(&db, &[], &["user", "add", "bob"], None);
     assert!(output.status.success(), "{}", stderr(&output));
-    let generated = stdout(&output)
-        .split_whitespace()
-        .last()
-        .expect("password")
-        .to_owned();
-    let output = run(
-        &db,
-        &[],
-        &["user", "passwd", "alice", "--password-stdin"],
-        Some("short\n"),
-    );
+    let generated = stdout(&output).split_whitespace().last().expect("password").to_owned();
+    let output = run(&db, &[], &["user", "passwd", "alice", "--password-stdin"], Some("short\n"));
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("at least 10"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("at least 10"), "{}", stderr(&output));
     let output = run(&db, &[], &["user", "list"], None);
     let listing = stdout(&output);
-    assert!(
-        listing.contains("alice") && listing.contains("bob"),
-        "{listing}"
-    );
+    assert!(listing.contains("alice") && listing.contains("bob"), "{listing}");
 
-    let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database)
-        .await
-        .expect("connect");
+    let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database).await.expect("connect");
     let mut conn = store.conn().await.expect("conn");
-    let bob = wxrisk::store::users::get_by_username(&mut conn, "bob")
-        .await
-        .expect("query")
-        .expect("bob");
-    assert!(wxrisk::auth::verify_password(
-        &secrecy::SecretString::from(generated),
-        &bob.password_hash
-    ));
-    let alice = wxrisk::store::users::get_by_username(&mut conn, "alice")
-        .await
-        .expect("query")
-        .expect("alice");
-    assert!(wxrisk::auth::verify_password(
-        &secrecy::SecretString::from("correct horse battery"),
-        &alice.password_hash
-    ));
+    let bob = wxrisk::store::users::get_by_username(&mut conn, "bob").await.expect("query").expect("bob");
+    assert!(wxrisk::auth::verify_password(&secrecy::SecretString::from(generated), &bob.password_hash));
+    let alice = wxrisk::store::users::get_by_username(&mut conn, "alice").await.expect("query").expect("alice");
+    assert!(wxrisk::auth::verify_password(&secrecy::SecretString::from("correct horse battery"), &alice.password_hash));
 
     let first = create_token(&db, "deploy");
     let output = run(&db, &[], &["token", "create", "--name", "deploy"], None);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "a second active token of one name"
-    );
+    assert_eq!(output.status.code(), Some(1), "a second active token of one name");
     let output = run(&db, &[], &["token", "list"], None);
     let listing = stdout(&output);
-    assert!(
-        listing.contains("deploy") && listing.contains("active") && !listing.contains(&first),
-        "{listing}"
-    );
+    assert!(listing.contains("deploy") && listing.contains("active") && !listing.contains(&first), "{listing}");
     let output = run(&db, &[], &["token", "revoke", "deploy"], None);
     assert!(output.status.success(), "{}", stderr(&output));
     let output = run(&db, &[], &["token", "revoke", "deploy"], None);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        wxrisk::auth::authenticate_token(&store, &first, 0)
-            .await
-            .expect("auth")
-            .is_none(),
-        "revoked"
-    );
+    assert!(wxrisk::auth::authenticate_token(&store, &first, 0).await.expect("auth").is_none(), "revoked");
 
     // A dead job, listed and retried from the command line.
     let job = wxrisk::jobs::NewJob {
@@ -437,36 +278,21 @@ async fn users_tokens_jobs_and_migrate_commands() {
         run_at: 0,
     };
     let mut tx = store.begin().await.expect("begin");
-    let id = wxrisk::store::jobs::enqueue(&mut tx, &job, 0)
+    let id = wxrisk::store::jobs::enqueue(&mut tx, &job, 0).await.expect("enqueue").expect("id");
+    sqlx::query("update jobs set status = 'dead', last_error = 'HTTP 400: PARAM_ERROR' where id = $1")
+        .bind(id)
+        .execute(&mut *tx)
         .await
-        .expect("enqueue")
-        .expect("id");
-    sqlx::query(
-        "update jobs set status = 'dead', last_error = 'HTTP 400: PARAM_ERROR' where id = $1",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await
-    .expect("kill");
+        .expect("kill");
     tx.commit().await.expect("commit");
     drop(conn);
     let output = run(&db, &[], &["jobs", "list", "--status", "dead"], None);
     let listing = stdout(&output);
-    assert!(
-        listing.contains("test.cli") && listing.contains("PARAM_ERROR"),
-        "{listing}"
-    );
+    assert!(listing.contains("test.cli") && listing.contains("PARAM_ERROR"), "{listing}");
     let output = run(&db, &[], &["jobs", "retry", &id.to_string()], None);
     assert!(output.status.success(), "{}", stderr(&output));
     let mut conn = store.conn().await.expect("conn");
-    assert_eq!(
-        wxrisk::store::jobs::get(&mut conn, id)
-            .await
-            .expect("get")
-            .expect("row")
-            .status,
-        "queued"
-    );
+    assert_eq!(wxrisk::store::jobs::get(&mut conn, id).await.expect("get").expect("row").status, "queued");
     drop(conn);
     let output = run(&db, &[], &["jobs", "retry", "999999"], None);
     assert_eq!(output.status.code(), Some(1));
@@ -477,20 +303,11 @@ async fn users_tokens_jobs_and_migrate_commands() {
 
 /// Every sealed column's values, with the key id each was sealed under.
 async fn sealed_values(db: &TestDb) -> Vec<(&'static str, String)> {
-    let store = wxrisk::store::Store::connect(&db.url, &test_config(db, &[]).database)
-        .await
-        .expect("connect");
+    let store = wxrisk::store::Store::connect(&db.url, &test_config(db, &[]).database).await.expect("connect");
     let mut values = Vec::new();
     for column in wxrisk::store::secrets::SEALED_COLUMNS {
-        let sql = format!(
-            "select {} as v from {} where {} is not null",
-            column.column, column.table, column.column
-        );
-        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(store.pool())
-            .await
-            .expect("select")
-        {
+        let sql = format!("select {} as v from {} where {} is not null", column.column, column.table, column.column);
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(store.pool()).await.expect("select") {
             values.push((column.purpose(), sqlx::Row::get::<String, _>(&row, "v")));
         }
     }
@@ -520,18 +337,8 @@ async fn secrets_rotate_reseals_every_secret() {
 
     let output = run(&db, &[], &["secrets", "rotate"], None);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("re-sealed 3 secret(s)"),
-        "{}",
-        stdout(&output)
-    );
-    assert_eq!(
-        key_files(db.data_dir()),
-        [
-            "master.key".to_owned(),
-            format!("master.key.retired-{old_id}")
-        ]
-    );
+    assert!(stdout(&output).contains("re-sealed 3 secret(s)"), "{}", stdout(&output));
+    assert_eq!(key_files(db.data_dir()), ["master.key".to_owned(), format!("master.key.retired-{old_id}")]);
     let ring = Keyring::load(&test_config(&db, &[])).expect("keyring");
     assert_ne!(ring.current_id(), old_id);
     for (purpose, value) in sealed_values(&db).await {
@@ -540,52 +347,24 @@ async fn secrets_rotate_reseals_every_secret() {
         assert!(!opened.expose_secret().is_empty());
     }
     // Without the retired key, nothing sealed before is needed any more.
-    std::fs::remove_file(db.data_dir().join(format!("master.key.retired-{old_id}")))
-        .expect("remove");
+    std::fs::remove_file(db.data_dir().join(format!("master.key.retired-{old_id}"))).expect("remove");
     let ring = Keyring::load(&test_config(&db, &[])).expect("keyring");
-    let apiv3 = sealed_values(&db)
-        .await
-        .into_iter()
-        .find(|(p, _)| *p == "providers.apiv3_key_sealed")
-        .expect("apiv3");
-    let opened = ring
-        .open_string(apiv3.0, &apiv3.1)
-        .expect("opens with the new key alone");
+    let apiv3 = sealed_values(&db).await.into_iter().find(|(p, _)| *p == "providers.apiv3_key_sealed").expect("apiv3");
+    let opened = ring.open_string(apiv3.0, &apiv3.1).expect("opens with the new key alone");
     assert_eq!(opened.expose_secret(), APIV3_KEY);
 
     // With the key in the environment, the new one must be given, and then it is used.
     let env_key = wxrisk::secrets::encode_key(&[3u8; 32]);
-    let output = run(
-        &db,
-        &[("WXRISK_MASTER_KEY", &env_key)],
-        &["secrets", "rotate"],
-        None,
-    );
+    let output = run(&db, &[("WXRISK_MASTER_KEY", &env_key)], &["secrets", "rotate"], None);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("WXRISK_NEW_MASTER_KEY"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("WXRISK_NEW_MASTER_KEY"), "{}", stderr(&output));
     let new_key = wxrisk::secrets::encode_key(&[4u8; 32]);
-    let output = run(
-        &db,
-        &[
-            ("WXRISK_MASTER_KEY", &env_key),
-            ("WXRISK_NEW_MASTER_KEY", &new_key),
-        ],
-        &["secrets", "rotate"],
-        None,
-    );
+    let output =
+        run(&db, &[("WXRISK_MASTER_KEY", &env_key), ("WXRISK_NEW_MASTER_KEY", &new_key)], &["secrets", "rotate"], None);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("re-sealed 3 secret(s)"),
-        "{}",
-        stdout(&output)
-    );
+    assert!(stdout(&output).contains("re-sealed 3 secret(s)"), "{}", stdout(&output));
     let ring = Keyring::from_keys(&[4u8; 32], &[]);
     for (purpose, value) in sealed_values(&db).await {
-        ring.open(purpose, &value)
-            .expect("sealed under the new key");
+        ring.open(purpose, &value).expect("sealed under the new key");
     }
 }

@@ -15,14 +15,8 @@ pub fn python() -> PathBuf {
     {
         return PathBuf::from(path);
     }
-    let venv = PathBuf::from(format!(
-        "{}/../../.venv/bin/python3",
-        env!("CARGO_MANIFEST_DIR")
-    ));
-    assert!(
-        venv.exists(),
-        "no Python environment for the cross-checks: run ./scripts/test, which creates .venv"
-    );
+    let venv = PathBuf::from(format!("{}/../../.venv/bin/python3", env!("CARGO_MANIFEST_DIR")));
+    assert!(venv.exists(), "no Python environment for the cross-checks: run ./scripts/test, which creates .venv");
     venv
 }
 
@@ -46,12 +40,7 @@ print("v1." + hashlib.sha256(key).hexdigest()[:8] + "." + body, end="")
 "#;
 
 fn python_run(script: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python runs");
+    let output = Command::new(python()).arg("-c").arg(script).args(args).output().expect("python runs");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -67,13 +56,8 @@ fn sealed_secrets_interoperate_with_python_cryptography() {
     let secret = "0123456789abcdefABCDEF0123456789";
 
     // We seal, Python opens.
-    let sealed = ring
-        .seal("providers.apiv3_key_sealed", secret.as_bytes())
-        .expect("seal");
-    let (ok, out, err) = python_run(
-        OPEN_SCRIPT,
-        &[&key_b64, "providers.apiv3_key_sealed", &sealed],
-    );
+    let sealed = ring.seal("providers.apiv3_key_sealed", secret.as_bytes()).expect("seal");
+    let (ok, out, err) = python_run(OPEN_SCRIPT, &[&key_b64, "providers.apiv3_key_sealed", &sealed]);
     assert!(ok, "python could not open our sealed value: {err}");
     assert_eq!(out, secret);
     // The purpose is authenticated: Python refuses it under another one.
@@ -81,21 +65,10 @@ fn sealed_secrets_interoperate_with_python_cryptography() {
     assert!(!ok && err.contains("InvalidTag"), "{err}");
 
     // Python seals (its own key id computation too), we open.
-    let (ok, python_sealed, err) = python_run(
-        SEAL_SCRIPT,
-        &[
-            &key_b64,
-            "channels.secrets_sealed",
-            "{\"password\":\"授权码\"}",
-        ],
-    );
+    let (ok, python_sealed, err) =
+        python_run(SEAL_SCRIPT, &[&key_b64, "channels.secrets_sealed", "{\"password\":\"授权码\"}"]);
     assert!(ok, "{err}");
-    assert!(
-        ring.is_current(&python_sealed),
-        "key ids agree: {python_sealed}"
-    );
-    let opened = ring
-        .open_string("channels.secrets_sealed", &python_sealed)
-        .expect("we open Python's value");
+    assert!(ring.is_current(&python_sealed), "key ids agree: {python_sealed}");
+    let opened = ring.open_string("channels.secrets_sealed", &python_sealed).expect("we open Python's value");
     assert_eq!(opened.expose_secret(), "{\"password\":\"授权码\"}");
 }

@@ -24,9 +24,7 @@ pub fn testdata(name: &str) -> String {
 
 /// Which database the suite runs on.
 pub fn postgres_base_url() -> Option<String> {
-    std::env::var("WXRISK_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+    std::env::var("WXRISK_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -43,21 +41,12 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
         match postgres_base_url() {
             None => {
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("wxrisk.db").display()
-                );
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("wxrisk.db").display());
                 Self { url, dir, pg: None }
             }
             Some(base) => {
-                let name = format!(
-                    "wxrisk_t_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::SeqCst)
-                );
-                let mut admin = sqlx::PgConnection::connect(&base)
-                    .await
-                    .expect("connect to WXRISK_TEST_DATABASE_URL");
+                let name = format!("wxrisk_t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+                let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect to WXRISK_TEST_DATABASE_URL");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
                     .execute(&mut admin)
                     .await
@@ -65,11 +54,7 @@ impl TestDb {
                 let _ = admin.close().await;
                 let mut url = url::Url::parse(&base).expect("database URL");
                 url.set_path(&format!("/{name}"));
-                Self {
-                    url: url.to_string(),
-                    dir,
-                    pg: Some((base, name)),
-                }
+                Self { url: url.to_string(), dir, pg: Some((base, name)) }
             }
         }
     }
@@ -88,17 +73,11 @@ impl Drop for TestDb {
         if let Some((base, name)) = self.pg.take() {
             // Drop needs async I/O; do it on a runtime of its own, outside the test's.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 runtime.block_on(async move {
                     let mut admin = sqlx::PgConnection::connect(&base).await.ok()?;
                     let sql = format!("drop database if exists {name} with (force)");
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut admin)
-                        .await
-                        .ok()?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.ok()?;
                     admin.close().await.ok()
                 })
             })
@@ -110,15 +89,9 @@ impl Drop for TestDb {
 /// Configuration for a test app: this database, no jitter, a short retry schedule.
 pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
     let mut env: Vec<(String, String)> = vec![
-        (
-            "WXRISK_DATA_DIR".into(),
-            db.data_dir().display().to_string(),
-        ),
+        ("WXRISK_DATA_DIR".into(), db.data_dir().display().to_string()),
         ("WXRISK_DATABASE_URL".into(), db.url.clone()),
-        (
-            "WXRISK_PUBLIC_URL".into(),
-            "https://risk.example.com".into(),
-        ),
+        ("WXRISK_PUBLIC_URL".into(), "https://risk.example.com".into()),
         ("WXRISK_JOBS__RETRY_SCHEDULE".into(), "10s,1m,5m".into()),
         ("WXRISK_JOBS__RETRY_JITTER".into(), "0".into()),
         ("WXRISK_JOBS__TIMEOUT".into(), "5s".into()),
@@ -147,15 +120,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Spawn on `db`, letting the test add job handlers or change the builder.
-pub async fn spawn_app_with(
-    db: TestDb,
-    customise: impl FnOnce(AppBuilder) -> AppBuilder,
-) -> TestApp {
+pub async fn spawn_app_with(db: TestDb, customise: impl FnOnce(AppBuilder) -> AppBuilder) -> TestApp {
     let config = test_config(&db, &[]);
     let clock = ManualClock::starting_now();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // The app's own worker stays idle (web role); tests drive jobs with `run_pending`.
     let builder = App::builder(config)
         .clock(std::sync::Arc::new(clock.clone()))
@@ -168,14 +136,8 @@ pub async fn spawn_app_with(
     let worker = app.worker();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
-    let (_, token) = wxrisk::auth::create_token(
-        state.store(),
-        "test",
-        clock.now(),
-        &wxrisk::auth::Actor::Cli,
-    )
-    .await
-    .expect("token");
+    let (_, token) =
+        wxrisk::auth::create_token(state.store(), "test", clock.now(), &wxrisk::auth::Actor::Cli).await.expect("token");
     TestApp {
         base,
         client: reqwest::Client::new(),
@@ -205,58 +167,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET");
+        let response = self.client.get(self.url(path)).bearer_auth(&self.token).send().await.expect("GET");
         decode(response).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
+        let response = self.client.post(self.url(path)).bearer_auth(&self.token).json(body).send().await.expect("POST");
         decode(response).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .patch(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .expect("PATCH");
+        let response =
+            self.client.patch(self.url(path)).bearer_auth(&self.token).json(body).send().await.expect("PATCH");
         decode(response).await
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .delete(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("DELETE");
+        let response = self.client.delete(self.url(path)).bearer_auth(&self.token).send().await.expect("DELETE");
         decode(response).await
     }
 
     /// Raw body with a content type, for malformed-input tests.
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> (u16, Value) {
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response = self
             .client
             .post(self.url(path))
@@ -298,12 +230,10 @@ impl TestApp {
     /// Count rows of a table.
     pub async fn count(&self, table: &str) -> i64 {
         let mut conn = self.state.store().conn().await.expect("conn");
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "select count(*) as n from {table}"
-        )))
-        .fetch_one(&mut *conn)
-        .await
-        .expect("count");
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("select count(*) as n from {table}")))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("count");
         sqlx::Row::get::<i64, _>(&row, "n")
     }
 
@@ -320,11 +250,7 @@ impl TestApp {
 pub async fn decode(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     (status, value)
 }
 
@@ -343,10 +269,7 @@ pub fn provider_body(mchid: &str) -> Value {
 }
 
 /// Register a job handler under `kind` on the builder (for `spawn_app_with`).
-pub fn with_handler(
-    kind: &'static str,
-    handler: impl JobHandler,
-) -> impl FnOnce(AppBuilder) -> AppBuilder {
+pub fn with_handler(kind: &'static str, handler: impl JobHandler) -> impl FnOnce(AppBuilder) -> AppBuilder {
     move |builder| builder.job_handler(kind, handler)
 }
 

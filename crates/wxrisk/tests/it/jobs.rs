@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use wxrisk::jobs::{
-    AttemptRecord, BoxFuture, JobContext, JobFailure, JobHandler, JobResult, NewJob, Worker,
-};
+use wxrisk::jobs::{AttemptRecord, BoxFuture, JobContext, JobFailure, JobHandler, JobResult, NewJob, Worker};
 use wxrisk::store::jobs::{self as queue, Outcome};
 
 use crate::helpers::*;
@@ -35,19 +33,11 @@ struct Scripted {
 
 impl Scripted {
     fn script(&self, key: &str, steps: &[Step]) {
-        self.scripts
-            .lock()
-            .expect("lock")
-            .insert(key.to_owned(), steps.iter().cloned().collect());
+        self.scripts.lock().expect("lock").insert(key.to_owned(), steps.iter().cloned().collect());
     }
 
     fn calls_for(&self, key: &str) -> usize {
-        self.calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(k, _, _)| k == key)
-            .count()
+        self.calls.lock().expect("lock").iter().filter(|(k, _, _)| k == key).count()
     }
 }
 
@@ -55,25 +45,13 @@ impl JobHandler for Scripted {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, JobResult> {
         Box::pin(async move {
             let key = ctx.job.job.dedupe_key.clone();
-            self.calls.lock().expect("lock").push((
-                key.clone(),
-                ctx.job.attempt,
-                ctx.job.worker.clone(),
-            ));
-            let step = self
-                .scripts
-                .lock()
-                .expect("lock")
-                .get_mut(&key)
-                .and_then(VecDeque::pop_front)
-                .unwrap_or(Step::Ok);
+            self.calls.lock().expect("lock").push((key.clone(), ctx.job.attempt, ctx.job.worker.clone()));
+            let step =
+                self.scripts.lock().expect("lock").get_mut(&key).and_then(VecDeque::pop_front).unwrap_or(Step::Ok);
             match step {
-                Step::Ok => Ok(AttemptRecord {
-                    http_status: Some(200),
-                    code: None,
-                    message: Some("done".into()),
-                    body: None,
-                }),
+                Step::Ok => {
+                    Ok(AttemptRecord { http_status: Some(200), code: None, message: Some("done".into()), body: None })
+                }
                 Step::Retry => Err(JobFailure::Retry {
                     record: AttemptRecord {
                         http_status: Some(500),
@@ -117,19 +95,14 @@ async fn enqueue(app: &TestApp, key: &str) -> Option<i64> {
         run_at: app.now(),
     };
     let mut tx = app.state.store().begin().await.expect("begin");
-    let id = queue::enqueue(&mut tx, &job, app.now())
-        .await
-        .expect("enqueue");
+    let id = queue::enqueue(&mut tx, &job, app.now()).await.expect("enqueue");
     tx.commit().await.expect("commit");
     id
 }
 
 async fn job(app: &TestApp, id: i64) -> queue::JobRow {
     let mut conn = app.state.store().conn().await.expect("conn");
-    queue::get(&mut conn, id)
-        .await
-        .expect("get")
-        .expect("exists")
+    queue::get(&mut conn, id).await.expect("get").expect("exists")
 }
 
 async fn attempts(app: &TestApp, id: i64) -> Vec<queue::AttemptRow> {
@@ -162,11 +135,7 @@ async fn enqueue_is_idempotent_by_dedupe_key() {
     let log = attempts(&app, row.id).await;
     assert_eq!(log.len(), 1);
     assert_eq!(
-        (
-            log[0].outcome.as_str(),
-            log[0].http_status,
-            log[0].message.as_deref()
-        ),
+        (log[0].outcome.as_str(), log[0].http_status, log[0].message.as_deref()),
         ("succeeded", Some(200), Some("done"))
     );
     app.stop().await;
@@ -181,35 +150,19 @@ async fn retries_follow_the_schedule_on_the_injected_clock() {
 
     let reports = app.worker().run_pending().await.expect("run");
     assert_eq!(reports.len(), 1, "a failed job is not retried at once");
-    assert_eq!(
-        reports[0].outcome,
-        Outcome::Retry {
-            next_at: start + 10_000
-        }
-    );
+    assert_eq!(reports[0].outcome, Outcome::Retry { next_at: start + 10_000 });
     app.advance(Duration::from_millis(9_999));
-    assert!(
-        app.worker().run_pending().await.expect("run").is_empty(),
-        "not due before 10s"
-    );
+    assert!(app.worker().run_pending().await.expect("run").is_empty(), "not due before 10s");
     app.advance(Duration::from_millis(1));
     let reports = app.worker().run_pending().await.expect("run");
-    assert_eq!(
-        reports[0].outcome,
-        Outcome::Retry {
-            next_at: start + 10_000 + 60_000
-        }
-    );
+    assert_eq!(reports[0].outcome, Outcome::Retry { next_at: start + 10_000 + 60_000 });
     app.advance(Duration::from_secs(60));
     let reports = app.worker().run_pending().await.expect("run");
     assert_eq!(reports[0].outcome, Outcome::Succeeded);
     assert_eq!(reports[0].attempt, 3);
 
     let row = job(&app, id).await;
-    assert_eq!(
-        (row.status.as_str(), row.attempts, row.last_error.as_deref()),
-        ("succeeded", 3, None)
-    );
+    assert_eq!((row.status.as_str(), row.attempts, row.last_error.as_deref()), ("succeeded", 3, None));
     let log = attempts(&app, id).await;
     let outcomes: Vec<&str> = log.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["retry", "retry", "succeeded"]);
@@ -223,30 +176,16 @@ async fn retries_follow_the_schedule_on_the_injected_clock() {
 #[tokio::test]
 async fn retry_after_lengthens_the_wait() {
     let (app, handler) = scripted_app().await;
-    handler.script(
-        "limited",
-        &[
-            Step::RetryAfter(Duration::from_secs(90)),
-            Step::RetryAfter(Duration::from_secs(1)),
-        ],
-    );
+    handler.script("limited", &[Step::RetryAfter(Duration::from_secs(90)), Step::RetryAfter(Duration::from_secs(1))]);
     enqueue(&app, "limited").await;
     let start = app.now();
     let reports = app.worker().run_pending().await.expect("run");
-    assert_eq!(
-        reports[0].outcome,
-        Outcome::Retry {
-            next_at: start + 90_000
-        },
-        "90s asked for beats the 10s schedule"
-    );
+    assert_eq!(reports[0].outcome, Outcome::Retry { next_at: start + 90_000 }, "90s asked for beats the 10s schedule");
     app.advance(Duration::from_secs(90));
     let reports = app.worker().run_pending().await.expect("run");
     assert_eq!(
         reports[0].outcome,
-        Outcome::Retry {
-            next_at: start + 90_000 + 60_000
-        },
+        Outcome::Retry { next_at: start + 90_000 + 60_000 },
         "1s asked for cannot shorten 60s"
     );
     app.stop().await;
@@ -256,55 +195,26 @@ async fn retry_after_lengthens_the_wait() {
 async fn permanent_errors_and_exhausted_retries_are_dead_and_retryable_by_hand() {
     let (app, handler) = scripted_app().await;
     handler.script("bad-params", &[Step::Permanent]);
-    handler.script(
-        "flaky",
-        &[Step::Retry, Step::Retry, Step::Retry, Step::Retry],
-    );
+    handler.script("flaky", &[Step::Retry, Step::Retry, Step::Retry, Step::Retry]);
     let bad = enqueue(&app, "bad-params").await.expect("id");
     let flaky = enqueue(&app, "flaky").await.expect("id");
     let healthy = enqueue(&app, "healthy").await.expect("id");
 
     app.worker().run_pending().await.expect("run");
-    assert_eq!(
-        job(&app, bad).await.status,
-        "dead",
-        "a permanent error is dead at once"
-    );
-    assert_eq!(
-        job(&app, healthy).await.status,
-        "succeeded",
-        "one dead job does not block others"
-    );
+    assert_eq!(job(&app, bad).await.status, "dead", "a permanent error is dead at once");
+    assert_eq!(job(&app, healthy).await.status, "succeeded", "one dead job does not block others");
     for wait in [10, 60, 300] {
         app.advance(Duration::from_secs(wait));
         app.worker().run_pending().await.expect("run");
     }
     let row = job(&app, flaky).await;
-    assert_eq!(
-        (row.status.as_str(), row.attempts),
-        ("dead", 4),
-        "schedule of 3 waits = 4 attempts"
-    );
-    assert!(
-        row.last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("SYSTEM_ERROR"),
-        "{:?}",
-        row.last_error
-    );
+    assert_eq!((row.status.as_str(), row.attempts), ("dead", 4), "schedule of 3 waits = 4 attempts");
+    assert!(row.last_error.as_deref().unwrap_or_default().contains("SYSTEM_ERROR"), "{:?}", row.last_error);
 
     // The API shows dead jobs and their attempts, and retries them by hand with a fresh budget.
-    let (status, list) = app
-        .get(&format!("/api/v1/jobs?status=dead&kind={KIND}"))
-        .await;
+    let (status, list) = app.get(&format!("/api/v1/jobs?status=dead&kind={KIND}")).await;
     assert_eq!(status, 200);
-    let ids: Vec<i64> = list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|j| j["id"].as_i64())
-        .collect();
+    let ids: Vec<i64> = list["items"].as_array().expect("items").iter().filter_map(|j| j["id"].as_i64()).collect();
     assert_eq!(ids, [flaky, bad], "newest first");
     let (status, detail) = app.get(&format!("/api/v1/jobs/{flaky}")).await;
     assert_eq!(status, 200);
@@ -312,22 +222,15 @@ async fn permanent_errors_and_exhausted_retries_are_dead_and_retryable_by_hand()
     assert_eq!(detail["attempt_log"][3]["outcome"], "dead");
     assert_eq!(detail["payload"], json!({"key": "flaky"}));
 
-    let (status, retried) = app
-        .post(&format!("/api/v1/jobs/{flaky}/retry"), &json!({}))
-        .await;
+    let (status, retried) = app.post(&format!("/api/v1/jobs/{flaky}/retry"), &json!({})).await;
     assert_eq!(status, 200, "{retried}");
-    assert_eq!(
-        (retried["status"].as_str(), retried["attempts"].as_i64()),
-        (Some("queued"), Some(0))
-    );
+    assert_eq!((retried["status"].as_str(), retried["attempts"].as_i64()), (Some("queued"), Some(0)));
     let reports = app.worker().run_pending().await.expect("run");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Succeeded);
     assert_eq!(handler.calls_for("flaky"), 5);
 
-    let (status, answer) = app
-        .post(&format!("/api/v1/jobs/{healthy}/retry"), &json!({}))
-        .await;
+    let (status, answer) = app.post(&format!("/api/v1/jobs/{healthy}/retry"), &json!({})).await;
     assert_eq!(
         (status, answer["code"].as_str()),
         (409, Some("CONFLICT")),
@@ -348,15 +251,7 @@ async fn a_panicking_handler_is_retried_and_unknown_kinds_wait() {
     let reports = app.worker().run_pending().await.expect("run");
     assert!(matches!(reports[0].outcome, Outcome::Retry { .. }));
     let log = attempts(&app, id).await;
-    assert!(
-        log[0]
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("panic"),
-        "{:?}",
-        log[0].message
-    );
+    assert!(log[0].message.as_deref().unwrap_or_default().contains("panic"), "{:?}", log[0].message);
 
     let job_row = NewJob {
         kind: "from.a.newer.version".into(),
@@ -366,20 +261,11 @@ async fn a_panicking_handler_is_retried_and_unknown_kinds_wait() {
         run_at: app.now(),
     };
     let mut tx = app.state.store().begin().await.expect("begin");
-    let future = queue::enqueue(&mut tx, &job_row, app.now())
-        .await
-        .expect("enqueue")
-        .expect("id");
+    let future = queue::enqueue(&mut tx, &job_row, app.now()).await.expect("enqueue").expect("id");
     tx.commit().await.expect("commit");
     let reports = app.worker().run_pending().await.expect("run");
     assert!(matches!(reports[0].outcome, Outcome::Retry { .. }));
-    assert!(
-        job(&app, future)
-            .await
-            .last_error
-            .unwrap_or_default()
-            .contains("no handler")
-    );
+    assert!(job(&app, future).await.last_error.unwrap_or_default().contains("no handler"));
     app.stop().await;
 }
 
@@ -405,21 +291,10 @@ async fn a_slow_attempt_times_out_and_is_retried() {
         },
     );
     let id = enqueue(&app, "slow").await.expect("id");
-    let reports = Worker::new(state, "impatient")
-        .run_pending()
-        .await
-        .expect("run");
+    let reports = Worker::new(state, "impatient").run_pending().await.expect("run");
     assert!(matches!(reports[0].outcome, Outcome::Retry { .. }));
     let log = attempts(&app, id).await;
-    assert!(
-        log[0]
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("jobs.timeout"),
-        "{:?}",
-        log[0].message
-    );
+    assert!(log[0].message.as_deref().unwrap_or_default().contains("jobs.timeout"), "{:?}", log[0].message);
     app.stop().await;
 }
 
@@ -428,44 +303,22 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
     let (app, handler) = scripted_app().await;
     let id = enqueue(&app, "orphan").await.expect("id");
     // A worker claims the job and dies before recording anything.
-    let ghost = queue::claim_next(app.state.store(), "ghost", app.now(), 30_000)
-        .await
-        .expect("claim")
-        .expect("a job");
+    let ghost = queue::claim_next(app.state.store(), "ghost", app.now(), 30_000).await.expect("claim").expect("a job");
     assert_eq!(ghost.job.id, id);
-    assert!(
-        app.worker().run_pending().await.expect("run").is_empty(),
-        "the lease still holds"
-    );
+    assert!(app.worker().run_pending().await.expect("run").is_empty(), "the lease still holds");
     app.advance(Duration::from_secs(30));
     let reports = app.worker().run_pending().await.expect("run");
     assert_eq!(reports.len(), 1);
-    assert_eq!(
-        (reports[0].outcome, reports[0].attempt),
-        (Outcome::Succeeded, 2)
-    );
+    assert_eq!((reports[0].outcome, reports[0].attempt), (Outcome::Succeeded, 2));
     assert_eq!(handler.calls_for("orphan"), 1);
     let log = attempts(&app, id).await;
-    let outcomes: Vec<(&str, &str)> = log
-        .iter()
-        .map(|a| (a.worker.as_str(), a.outcome.as_str()))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [("ghost", "lease_expired"), ("test-worker", "succeeded")]
-    );
+    let outcomes: Vec<(&str, &str)> = log.iter().map(|a| (a.worker.as_str(), a.outcome.as_str())).collect();
+    assert_eq!(outcomes, [("ghost", "lease_expired"), ("test-worker", "succeeded")]);
 
     // The ghost coming back cannot overwrite the outcome.
-    let held = queue::finish(
-        app.state.store(),
-        &ghost,
-        Outcome::Dead,
-        &AttemptRecord::default(),
-        app.now(),
-        1,
-    )
-    .await
-    .expect("finish");
+    let held = queue::finish(app.state.store(), &ghost, Outcome::Dead, &AttemptRecord::default(), app.now(), 1)
+        .await
+        .expect("finish");
     assert!(!held);
     assert_eq!(job(&app, id).await.status, "succeeded");
     app.stop().await;
@@ -490,13 +343,7 @@ async fn two_workers_racing_run_each_job_exactly_once() {
     let second_worker = second.worker();
     let (a, b) = tokio::join!(app.worker().run_pending(), second_worker.run_pending());
     let (a, b) = (a.expect("worker a"), b.expect("worker b"));
-    assert_eq!(
-        a.len() + b.len(),
-        JOBS,
-        "every job ran once: {} + {}",
-        a.len(),
-        b.len()
-    );
+    assert_eq!(a.len() + b.len(), JOBS, "every job ran once: {} + {}", a.len(), b.len());
     for i in 0..JOBS {
         assert_eq!(handler.calls_for(&format!("race-{i}")), 1, "race-{i}");
     }
@@ -533,23 +380,14 @@ async fn running_worker_drains_on_shutdown() {
         run_at: state.now_ms(),
     };
     let mut tx = state.store().begin().await.expect("begin");
-    let id = queue::enqueue(&mut tx, &job, state.now_ms())
-        .await
-        .expect("enqueue")
-        .expect("id");
+    let id = queue::enqueue(&mut tx, &job, state.now_ms()).await.expect("enqueue").expect("id");
     tx.commit().await.expect("commit");
     state.job_wakeup().notify_waiters();
     // Wait (bounded) until a slot has claimed it.
     let mut claimed = false;
     for _ in 0..200 {
         let mut conn = state.store().conn().await.expect("conn");
-        if queue::get(&mut conn, id)
-            .await
-            .expect("get")
-            .expect("row")
-            .status
-            == "running"
-        {
+        if queue::get(&mut conn, id).await.expect("get").expect("row").status == "running" {
             claimed = true;
             break;
         }
@@ -559,16 +397,10 @@ async fn running_worker_drains_on_shutdown() {
     assert!(claimed, "the worker picked the job up");
     shutdown.cancel();
     running.await.expect("join").expect("clean stop");
-    let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database)
-        .await
-        .expect("reconnect");
+    let store = wxrisk::store::Store::connect(&db.url, &test_config(&db, &[]).database).await.expect("reconnect");
     let mut conn = store.conn().await.expect("conn");
     assert_eq!(
-        queue::get(&mut conn, id)
-            .await
-            .expect("get")
-            .expect("row")
-            .status,
+        queue::get(&mut conn, id).await.expect("get").expect("row").status,
         "succeeded",
         "drained, not abandoned"
     );

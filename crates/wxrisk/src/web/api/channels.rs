@@ -21,7 +21,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::channels::{self, ChannelFilter, ChannelRow, ChannelWrite};
 use crate::store::secrets::CHANNEL_SECRETS;
-use crate::store::{audit, merchants, providers};
+use crate::store::{merchants, providers};
+use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,13 +96,8 @@ pub struct ChannelListQuery {
 }
 
 fn parse_kind(row: &ChannelRow) -> Result<ChannelKind, ApiError> {
-    ChannelKind::parse(&row.kind).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
-            "channel {} has unknown kind {}",
-            row.id,
-            row.kind
-        ))
-    })
+    ChannelKind::parse(&row.kind)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("channel {} has unknown kind {}", row.id, row.kind)))
 }
 
 fn open_secrets(state: &AppState, row: &ChannelRow) -> Result<Map<String, Value>, ApiError> {
@@ -109,31 +105,19 @@ fn open_secrets(state: &AppState, row: &ChannelRow) -> Result<Map<String, Value>
         return Ok(Map::new());
     };
     let plain = state.keyring().open(CHANNEL_SECRETS.purpose(), sealed)?;
-    serde_json::from_slice(plain.expose_secret()).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "channel {} secrets are not a JSON object: {e}",
-            row.id
-        ))
-    })
+    serde_json::from_slice(plain.expose_secret())
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {} secrets are not a JSON object: {e}", row.id)))
 }
 
-async fn to_out(
-    conn: &mut sqlx::AnyConnection,
-    state: &AppState,
-    row: ChannelRow,
-) -> Result<ChannelOut, ApiError> {
+async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRow) -> Result<ChannelOut, ApiError> {
     let kind = parse_kind(&row)?;
     let secrets_set = open_secrets(state, &row)?.keys().cloned().collect();
     let merchant_mchid = match row.merchant_id {
         Some(id) => merchants::get(conn, id).await?.map(|m| m.mchid),
         None => None,
     };
-    let settings = serde_json::from_str(&row.settings).map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "channel {} settings are not JSON: {e}",
-            row.id
-        ))
-    })?;
+    let settings = serde_json::from_str(&row.settings)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {} settings are not JSON: {e}", row.id)))?;
     Ok(ChannelOut {
         id: row.id,
         provider_id: row.provider_id,
@@ -151,35 +135,21 @@ async fn to_out(
 
 async fn load_out(state: &AppState, id: i64) -> Result<ChannelOut, ApiError> {
     let mut conn = state.store().conn().await?;
-    let row = channels::get(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("channel"))?;
+    let row = channels::get(&mut conn, id).await?.ok_or(ApiError::NotFound("channel"))?;
     to_out(&mut conn, state, row).await
 }
 
 /// Work out which provider (and sub-merchant) a new channel belongs to.
-async fn resolve_owner(
-    conn: &mut sqlx::AnyConnection,
-    input: &ChannelIn,
-) -> Result<(i64, Option<i64>), ApiError> {
+async fn resolve_owner(conn: &mut sqlx::AnyConnection, input: &ChannelIn) -> Result<(i64, Option<i64>), ApiError> {
     if input.merchant_id.is_some() && input.merchant_mchid.is_some() {
-        return Err(ApiError::invalid(
-            "merchant_mchid",
-            "give merchant_id or merchant_mchid, not both",
-        ));
+        return Err(ApiError::invalid("merchant_mchid", "give merchant_id or merchant_mchid, not both"));
     }
     if let Some(merchant_id) = input.merchant_id {
-        let merchant = merchants::get(conn, merchant_id).await?.ok_or_else(|| {
-            ApiError::invalid(
-                "merchant_id",
-                format!("no sub-merchant has id {merchant_id}"),
-            )
-        })?;
+        let merchant = merchants::get(conn, merchant_id)
+            .await?
+            .ok_or_else(|| ApiError::invalid("merchant_id", format!("no sub-merchant has id {merchant_id}")))?;
         if input.provider_id.is_some_and(|p| p != merchant.provider_id) {
-            return Err(ApiError::invalid(
-                "provider_id",
-                "is not the provider of this sub-merchant",
-            ));
+            return Err(ApiError::invalid("provider_id", "is not the provider of this sub-merchant"));
         }
         return Ok((merchant.provider_id, Some(merchant.id)));
     }
@@ -188,10 +158,7 @@ async fn resolve_owner(
         let found = merchants::find_by_mchid(conn, input.provider_id, mchid.as_str()).await?;
         return match found.as_slice() {
             [merchant] => Ok((merchant.provider_id, Some(merchant.id))),
-            [] => Err(ApiError::invalid(
-                "merchant_mchid",
-                format!("no sub-merchant has mchid {mchid}"),
-            )),
+            [] => Err(ApiError::invalid("merchant_mchid", format!("no sub-merchant has mchid {mchid}"))),
             _ => Err(ApiError::invalid(
                 "merchant_mchid",
                 format!("several providers have a sub-merchant {mchid}; give provider_id too"),
@@ -201,15 +168,9 @@ async fn resolve_owner(
     match input.provider_id {
         Some(provider_id) => match providers::get(conn, provider_id).await? {
             Some(_) => Ok((provider_id, None)),
-            None => Err(ApiError::invalid(
-                "provider_id",
-                format!("no provider has id {provider_id}"),
-            )),
+            None => Err(ApiError::invalid("provider_id", format!("no provider has id {provider_id}"))),
         },
-        None => Err(ApiError::invalid(
-            "provider_id",
-            "give provider_id, merchant_id or merchant_mchid",
-        )),
+        None => Err(ApiError::invalid("provider_id", "give provider_id, merchant_id or merchant_mchid")),
     }
 }
 
@@ -225,11 +186,7 @@ fn seal_secrets(state: &AppState, split: &SplitSettings) -> Result<Option<String
         return Ok(None);
     }
     let json = Value::Object(split.secrets.clone()).to_string();
-    Ok(Some(
-        state
-            .keyring()
-            .seal(CHANNEL_SECRETS.purpose(), json.as_bytes())?,
-    ))
+    Ok(Some(state.keyring().seal(CHANNEL_SECRETS.purpose(), json.as_bytes())?))
 }
 
 #[utoipa::path(post, path = "/channels", tag = "channels", request_body = ChannelIn,
@@ -256,25 +213,9 @@ pub async fn create(
         secrets_sealed: sealed.as_deref(),
     };
     let id = channels::insert(&mut tx, &write, now).await?;
-    let detail = serde_json::json!({"provider_id": provider_id, "merchant_id": merchant_id, "kind": input.kind.as_str()});
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "channel.create",
-        ("channel", &id.to_string()),
-        &detail,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        channel_id = id,
-        provider_id,
-        merchant_id,
-        kind = input.kind.as_str(),
-        actor = actor.label(),
-        "channel created"
-    );
+    let detail =
+        serde_json::json!({"provider_id": provider_id, "merchant_id": merchant_id, "kind": input.kind.as_str()});
+    commit_audited(tx, now, &actor, "channel.create", ("channel", id), detail).await?;
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
 }
 
@@ -285,11 +226,7 @@ pub async fn list(
     _actor: Actor,
     ApiQuery(query): ApiQuery<ChannelListQuery>,
 ) -> Result<Json<ListOut<ChannelOut>>, ApiError> {
-    let page = PageQuery {
-        cursor: query.cursor,
-        limit: query.limit,
-    }
-    .page()?;
+    let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
     let mut conn = state.store().conn().await?;
     let mut merchant_id = query.merchant_id;
     if let Some(mchid) = &query.merchant_mchid {
@@ -302,10 +239,7 @@ pub async fn list(
     if let Some(kind) = &query.kind
         && ChannelKind::parse(kind).is_none()
     {
-        return Err(ApiError::invalid(
-            "kind",
-            format!("`{kind}` is not a channel kind"),
-        ));
+        return Err(ApiError::invalid("kind", format!("`{kind}` is not a channel kind")));
     }
     let filter = ChannelFilter {
         provider_id: query.provider_id,
@@ -342,9 +276,7 @@ pub async fn update(
 ) -> Result<Json<ChannelOut>, ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let current = channels::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("channel"))?;
+    let current = channels::get(&mut tx, id).await?.ok_or(ApiError::NotFound("channel"))?;
     let kind = parse_kind(&current)?;
     let mut changed: Vec<String> = Vec::new();
     let name = match patch.name {
@@ -363,10 +295,8 @@ pub async fn update(
         Patch::Missing => (current.settings.clone(), current.secrets_sealed.clone()),
         Patch::Null => return Err(ApiError::invalid("settings", "cannot be null")),
         Patch::Value(update) => {
-            let mut merged: Map<String, Value> =
-                serde_json::from_str(&current.settings).map_err(|e| {
-                    ApiError::internal(anyhow::anyhow!("channel {id} settings are not JSON: {e}"))
-                })?;
+            let mut merged: Map<String, Value> = serde_json::from_str(&current.settings)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {id} settings are not JSON: {e}")))?;
             merged.extend(open_secrets(&state, &current)?);
             for (key, value) in update {
                 changed.push(format!("settings.{key}"));
@@ -377,10 +307,7 @@ pub async fn update(
                 }
             }
             let split = validate_settings(kind, Value::Object(merged))?;
-            (
-                Value::Object(split.public.clone()).to_string(),
-                seal_secrets(&state, &split)?,
-            )
+            (Value::Object(split.public.clone()).to_string(), seal_secrets(&state, &split)?)
         }
     };
     let write = ChannelWrite {
@@ -393,42 +320,18 @@ pub async fn update(
         secrets_sealed: sealed.as_deref(),
     };
     channels::update(&mut tx, id, &write, now).await?;
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "channel.update",
-        ("channel", &id.to_string()),
-        &serde_json::json!({"fields": changed}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(channel_id = id, actor = actor.label(), fields = ?changed, "channel updated");
+    commit_audited(tx, now, &actor, "channel.update", ("channel", id), serde_json::json!({"fields": changed})).await?;
     Ok(Json(load_out(&state, id).await?))
 }
 
 #[utoipa::path(delete, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     if !channels::delete(&mut tx, id).await? {
         return Err(ApiError::NotFound("channel"));
     }
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "channel.delete",
-        ("channel", &id.to_string()),
-        &serde_json::json!({}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(channel_id = id, actor = actor.label(), "channel deleted");
+    commit_audited(tx, now, &actor, "channel.delete", ("channel", id), serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,9 @@ use crate::auth::Actor;
 use crate::clock::format_shanghai;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::Page;
 use crate::store::jobs::{self, AttemptRow, JobFilter, JobRow, JobStatus};
-use crate::store::{Page, audit};
+use crate::web::api::commit_audited;
 use crate::web::json::{ApiQuery, IdPath, ListOut};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,8 +68,7 @@ pub struct JobListQuery {
 }
 
 pub fn to_out(row: JobRow, attempt_log: Option<Vec<AttemptRow>>) -> JobOut {
-    let payload = serde_json::from_str(&row.payload)
-        .unwrap_or(serde_json::Value::String(row.payload.clone()));
+    let payload = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::String(row.payload.clone()));
     JobOut {
         id: row.id,
         kind: row.kind,
@@ -105,25 +105,14 @@ pub fn to_out(row: JobRow, attempt_log: Option<Vec<AttemptRow>>) -> JobOut {
 }
 
 /// Parse list parameters shared by the API and `wxrisk jobs list`.
-pub fn filter_of(
-    status: Option<&str>,
-    kind: Option<String>,
-    provider_id: Option<i64>,
-) -> Result<JobFilter, ApiError> {
+pub fn filter_of(status: Option<&str>, kind: Option<String>, provider_id: Option<i64>) -> Result<JobFilter, ApiError> {
     let status = match status {
         None | Some("") => None,
         Some(text) => Some(JobStatus::parse(text).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                format!("`{text}` is not one of queued, running, succeeded, dead"),
-            )
+            ApiError::invalid("status", format!("`{text}` is not one of queued, running, succeeded, dead"))
         })?),
     };
-    Ok(JobFilter {
-        status,
-        kind: kind.filter(|k| !k.is_empty()),
-        provider_id,
-    })
+    Ok(JobFilter { status, kind: kind.filter(|k| !k.is_empty()), provider_id })
 }
 
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListQuery),
@@ -134,36 +123,19 @@ pub async fn list(
     ApiQuery(query): ApiQuery<JobListQuery>,
 ) -> Result<Json<ListOut<JobOut>>, ApiError> {
     let filter = filter_of(query.status.as_deref(), query.kind, query.provider_id)?;
-    let page = crate::web::json::PageQuery {
-        cursor: query.cursor,
-        limit: query.limit,
-    }
-    .page()?;
+    let page = crate::web::json::PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
     let before = (page.after_id > 0).then_some(page.after_id);
     let mut conn = state.store().conn().await?;
     let rows = jobs::list(&mut conn, &filter, before, page.limit + 1).await?;
-    let (rows, next) = Page {
-        after_id: 0,
-        limit: page.limit,
-    }
-    .finish(rows, |j| j.id);
-    Ok(Json(ListOut::new(
-        rows.into_iter().map(|r| to_out(r, None)).collect(),
-        next,
-    )))
+    let (rows, next) = Page { after_id: 0, limit: page.limit }.finish(rows, |j| j.id);
+    Ok(Json(ListOut::new(rows.into_iter().map(|r| to_out(r, None)).collect(), next)))
 }
 
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = i64, Path)),
     responses((status = 200, body = JobOut), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get(
-    State(state): State<AppState>,
-    _actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<Json<JobOut>, ApiError> {
+pub async fn get(State(state): State<AppState>, _actor: Actor, IdPath(id): IdPath) -> Result<Json<JobOut>, ApiError> {
     let mut conn = state.store().conn().await?;
-    let row = jobs::get(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
+    let row = jobs::get(&mut conn, id).await?.ok_or(ApiError::NotFound("job"))?;
     let attempts = jobs::attempts(&mut conn, id).await?;
     Ok(Json(to_out(row, Some(attempts))))
 }
@@ -172,11 +144,7 @@ pub async fn get(
 #[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path)),
     responses((status = 200, body = JobOut), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn retry(
-    State(state): State<AppState>,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<Json<JobOut>, ApiError> {
+pub async fn retry(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<Json<JobOut>, ApiError> {
     let row = retry_job(&state, &actor, id).await?;
     Ok(Json(to_out(row, None)))
 }
@@ -189,29 +157,12 @@ pub async fn retry_job(state: &AppState, actor: &Actor, id: i64) -> Result<JobRo
         Err(crate::store::StoreError::Conflict { constraint }) => {
             return Err(ApiError::Conflict {
                 field: None,
-                message: format!(
-                    "only dead or waiting jobs can be retried; this one has {constraint}"
-                ),
+                message: format!("only dead or waiting jobs can be retried; this one has {constraint}"),
             });
         }
         other => other?,
     };
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "job.retry",
-        ("job", &id.to_string()),
-        &serde_json::json!({"kind": row.kind}),
-    )
-    .await?;
-    tx.commit().await?;
+    commit_audited(tx, now, actor, "job.retry", ("job", id), serde_json::json!({"kind": row.kind})).await?;
     state.job_wakeup().notify_waiters();
-    tracing::info!(
-        job_id = id,
-        kind = row.kind,
-        actor = actor.label(),
-        "job requeued by hand"
-    );
     Ok(row)
 }

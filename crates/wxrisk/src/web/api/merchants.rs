@@ -12,7 +12,8 @@ use crate::domain::merchant::{MerchantDraft, ValidMerchant};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::merchants::{self, MerchantFilter, MerchantRow, MerchantWrite};
-use crate::store::{StoreError, audit, providers};
+use crate::store::{StoreError, providers};
+use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -87,10 +88,7 @@ pub struct MerchantListQuery {
 async fn to_out(conn: &mut sqlx::AnyConnection, row: MerchantRow) -> Result<MerchantOut, ApiError> {
     let effective_reply_text = match &row.reply_text {
         Some(text) => text.clone(),
-        None => providers::get(conn, row.provider_id)
-            .await?
-            .map(|p| p.default_reply)
-            .unwrap_or_default(),
+        None => providers::get(conn, row.provider_id).await?.map(|p| p.default_reply).unwrap_or_default(),
     };
     Ok(MerchantOut {
         id: row.id,
@@ -108,9 +106,7 @@ async fn to_out(conn: &mut sqlx::AnyConnection, row: MerchantRow) -> Result<Merc
 
 async fn load_out(state: &AppState, id: i64) -> Result<MerchantOut, ApiError> {
     let mut conn = state.store().conn().await?;
-    let row = merchants::get(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("merchant"))?;
+    let row = merchants::get(&mut conn, id).await?.ok_or(ApiError::NotFound("merchant"))?;
     to_out(&mut conn, row).await
 }
 
@@ -128,23 +124,16 @@ fn write_of(provider_id: i64, valid: &ValidMerchant) -> MerchantWrite<'_> {
 async fn ensure_provider(conn: &mut sqlx::AnyConnection, provider_id: i64) -> Result<(), ApiError> {
     match providers::get(conn, provider_id).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::invalid(
-            "provider_id",
-            format!("no provider has id {provider_id}"),
-        )),
+        None => Err(ApiError::invalid("provider_id", format!("no provider has id {provider_id}"))),
     }
 }
 
 /// `(provider_id, mchid)` is the merchants table's only unique key.
 fn mchid_conflict(valid: &ValidMerchant) -> impl FnOnce(StoreError) -> ApiError + '_ {
     move |e| match e {
-        StoreError::Conflict { .. } => ApiError::conflict(
-            "mchid",
-            format!(
-                "this provider already has a sub-merchant with mchid {}",
-                valid.mchid
-            ),
-        ),
+        StoreError::Conflict { .. } => {
+            ApiError::conflict("mchid", format!("this provider already has a sub-merchant with mchid {}", valid.mchid))
+        }
         other => other.into(),
     }
 }
@@ -168,27 +157,10 @@ pub async fn create(
     .validate()?;
     let mut tx = state.store().begin().await?;
     ensure_provider(&mut tx, input.provider_id).await?;
-    let id = merchants::insert(&mut tx, &write_of(input.provider_id, &valid), now)
-        .await
-        .map_err(mchid_conflict(&valid))?;
-    let detail =
-        serde_json::json!({"provider_id": input.provider_id, "mchid": valid.mchid.as_str()});
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "merchant.create",
-        ("merchant", &id.to_string()),
-        &detail,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        merchant_id = id,
-        mchid = valid.mchid.as_str(),
-        actor = actor.label(),
-        "sub-merchant created"
-    );
+    let id =
+        merchants::insert(&mut tx, &write_of(input.provider_id, &valid), now).await.map_err(mchid_conflict(&valid))?;
+    let detail = serde_json::json!({"provider_id": input.provider_id, "mchid": valid.mchid.as_str()});
+    commit_audited(tx, now, &actor, "merchant.create", ("merchant", id), detail).await?;
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
 }
 
@@ -199,16 +171,8 @@ pub async fn list(
     _actor: Actor,
     ApiQuery(query): ApiQuery<MerchantListQuery>,
 ) -> Result<Json<ListOut<MerchantOut>>, ApiError> {
-    let page = PageQuery {
-        cursor: query.cursor,
-        limit: query.limit,
-    }
-    .page()?;
-    let filter = MerchantFilter {
-        provider_id: query.provider_id,
-        mchid: query.mchid,
-        enabled: query.enabled,
-    };
+    let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
+    let filter = MerchantFilter { provider_id: query.provider_id, mchid: query.mchid, enabled: query.enabled };
     let mut conn = state.store().conn().await?;
     let (rows, next) = page.finish(merchants::list(&mut conn, &filter, page).await?, |m| m.id);
     let mut items = Vec::with_capacity(rows.len());
@@ -239,9 +203,7 @@ pub async fn update(
 ) -> Result<Json<MerchantOut>, ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let current = merchants::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("merchant"))?;
+    let current = merchants::get(&mut tx, id).await?.ok_or(ApiError::NotFound("merchant"))?;
     let changed: Vec<&str> = [
         ("provider_id", patch.provider_id.is_missing()),
         ("mchid", patch.mchid.is_missing()),
@@ -254,16 +216,12 @@ pub async fn update(
     .filter(|(_, missing)| !missing)
     .map(|(name, _)| name)
     .collect();
-    let provider_id = patch
-        .provider_id
-        .required("provider_id", current.provider_id)?;
+    let provider_id = patch.provider_id.required("provider_id", current.provider_id)?;
     let valid = MerchantDraft {
         mchid: patch.mchid.required("mchid", current.mchid)?,
         name: patch.name.required("name", current.name)?,
         reply_text: patch.reply_text.nullable(current.reply_text),
-        auto_refund: patch
-            .auto_refund
-            .required("auto_refund", current.auto_refund)?,
+        auto_refund: patch.auto_refund.required("auto_refund", current.auto_refund)?,
         enabled: patch.enabled.required("enabled", current.enabled)?,
     }
     .validate()?;
@@ -277,51 +235,20 @@ pub async fn update(
             .await
             .map_err(StoreError::from)?;
     }
-    merchants::update(&mut tx, id, &write_of(provider_id, &valid), now)
-        .await
-        .map_err(mchid_conflict(&valid))?;
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "merchant.update",
-        ("merchant", &id.to_string()),
-        &serde_json::json!({"fields": changed}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(merchant_id = id, actor = actor.label(), fields = ?changed, "sub-merchant updated");
+    merchants::update(&mut tx, id, &write_of(provider_id, &valid), now).await.map_err(mchid_conflict(&valid))?;
+    commit_audited(tx, now, &actor, "merchant.update", ("merchant", id), serde_json::json!({"fields": changed}))
+        .await?;
     Ok(Json(load_out(&state, id).await?))
 }
 
 #[utoipa::path(delete, path = "/merchants/{id}", tag = "merchants", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let row = merchants::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("merchant"))?;
+    let row = merchants::get(&mut tx, id).await?.ok_or(ApiError::NotFound("merchant"))?;
     merchants::delete(&mut tx, id).await?;
     let detail = serde_json::json!({"provider_id": row.provider_id, "mchid": row.mchid});
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "merchant.delete",
-        ("merchant", &id.to_string()),
-        &detail,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        merchant_id = id,
-        actor = actor.label(),
-        "sub-merchant deleted"
-    );
+    commit_audited(tx, now, &actor, "merchant.delete", ("merchant", id), detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }

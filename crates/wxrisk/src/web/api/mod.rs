@@ -11,7 +11,10 @@ use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::auth::Actor;
+use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::{Tx, audit};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -49,26 +52,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/providers", get(providers::list).post(providers::create))
-        .route(
-            "/providers/{id}",
-            get(providers::get)
-                .patch(providers::update)
-                .delete(providers::delete),
-        )
+        .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))
         .route("/merchants", get(merchants::list).post(merchants::create))
-        .route(
-            "/merchants/{id}",
-            get(merchants::get)
-                .patch(merchants::update)
-                .delete(merchants::delete),
-        )
+        .route("/merchants/{id}", get(merchants::get).patch(merchants::update).delete(merchants::delete))
         .route("/channels", get(channels::list).post(channels::create))
-        .route(
-            "/channels/{id}",
-            get(channels::get)
-                .patch(channels::update)
-                .delete(channels::delete),
-        )
+        .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))
@@ -76,4 +64,19 @@ pub fn router() -> Router<AppState> {
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+/// Record in the audit log what `actor` did, and commit it together with the change itself.
+pub(crate) async fn commit_audited(
+    mut tx: Tx,
+    now: i64,
+    actor: &Actor,
+    action: &str,
+    (target_type, target_id): (&str, i64),
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    audit::record(&mut tx, now, &actor.label(), action, (target_type, &target_id.to_string()), &detail).await?;
+    tx.commit().await?;
+    tracing::info!(action, target_type, target_id, actor = actor.label(), %detail, "changed");
+    Ok(())
 }

@@ -17,9 +17,9 @@ use crate::clock::format_shanghai;
 use crate::domain::provider::{ProviderDraft, ValidProvider};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::audit;
 use crate::store::providers::{self, PlatformCertRow, ProviderRow, ProviderWrite};
 use crate::store::secrets::{PROVIDER_APIV3_KEY, PROVIDER_PRIVATE_KEY};
+use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,10 +151,8 @@ fn to_out(state: &AppState, row: ProviderRow, certs: Vec<PlatformCertRow>) -> Pr
         violations: format!("{base}/callbacks/{}/violations", row.id),
         refunds: format!("{base}/callbacks/{}/refunds", row.id),
     });
-    let effective_refund_notify_url = row
-        .refund_notify_url
-        .clone()
-        .or_else(|| callback_urls.as_ref().map(|u| u.refunds.clone()));
+    let effective_refund_notify_url =
+        row.refund_notify_url.clone().or_else(|| callback_urls.as_ref().map(|u| u.refunds.clone()));
     ProviderOut {
         id: row.id,
         name: row.name,
@@ -178,10 +176,7 @@ fn to_out(state: &AppState, row: ProviderRow, certs: Vec<PlatformCertRow>) -> Pr
         effective_refund_notify_url,
         default_reply: row.default_reply,
         default_auto_refund: row.default_auto_refund,
-        secrets_set: vec![
-            "merchant_private_key_pem".to_owned(),
-            "apiv3_key".to_owned(),
-        ],
+        secrets_set: vec!["merchant_private_key_pem".to_owned(), "apiv3_key".to_owned()],
         callback_urls,
         created_at: format_shanghai(row.created_at),
         updated_at: format_shanghai(row.updated_at),
@@ -190,9 +185,7 @@ fn to_out(state: &AppState, row: ProviderRow, certs: Vec<PlatformCertRow>) -> Pr
 
 async fn load_out(state: &AppState, id: i64) -> Result<ProviderOut, ApiError> {
     let mut conn = state.store().conn().await?;
-    let row = providers::get(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("provider"))?;
+    let row = providers::get(&mut conn, id).await?.ok_or(ApiError::NotFound("provider"))?;
     let certs = providers::platform_certificates(&mut conn, id).await?;
     Ok(to_out(state, row, certs))
 }
@@ -247,42 +240,28 @@ pub async fn create(
     .validate(now / 1000)?;
     let keyring = state.keyring();
     let sealed = Sealed {
-        private_key: keyring.seal_str(
-            PROVIDER_PRIVATE_KEY.purpose(),
-            &valid.merchant_private_key_pem,
-        )?,
+        private_key: keyring.seal_str(PROVIDER_PRIVATE_KEY.purpose(), &valid.merchant_private_key_pem)?,
         apiv3_key: keyring.seal_str(PROVIDER_APIV3_KEY.purpose(), valid.apiv3_key.secret())?,
     };
     let mut tx = state.store().begin().await?;
-    let id = providers::insert(&mut tx, &write_of(&valid, &sealed), now)
-        .await
-        .map_err(mchid_conflict)?;
+    let id = providers::insert(&mut tx, &write_of(&valid, &sealed), now).await.map_err(mchid_conflict)?;
     providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
-    audit::record(
-        &mut tx,
+    commit_audited(
+        tx,
         now,
-        &actor.label(),
+        &actor,
         "provider.create",
-        ("provider", &id.to_string()),
-        &serde_json::json!({"mchid": valid.mchid.as_str()}),
+        ("provider", id),
+        serde_json::json!({"mchid": valid.mchid.as_str()}),
     )
     .await?;
-    tx.commit().await?;
-    tracing::info!(
-        provider_id = id,
-        mchid = valid.mchid.as_str(),
-        actor = actor.label(),
-        "provider created"
-    );
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
 }
 
 /// `mchid` is the providers table's only unique column.
 fn mchid_conflict(e: crate::store::StoreError) -> ApiError {
     match e {
-        crate::store::StoreError::Conflict { .. } => {
-            ApiError::conflict("mchid", "a provider with this mchid exists")
-        }
+        crate::store::StoreError::Conflict { .. } => ApiError::conflict("mchid", "a provider with this mchid exists"),
         other => other.into(),
     }
 }
@@ -327,36 +306,22 @@ pub async fn update(
     let now = state.now_ms();
     let keyring = state.keyring();
     let mut tx = state.store().begin().await?;
-    let current = providers::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("provider"))?;
+    let current = providers::get(&mut tx, id).await?.ok_or(ApiError::NotFound("provider"))?;
     let changed = changed_fields(&patch);
     let private_key_changed = !patch.merchant_private_key_pem.is_missing();
     let apiv3_changed = !patch.apiv3_key.is_missing();
     let private_key = match patch.merchant_private_key_pem {
-        Patch::Missing => keyring.open_string(
-            PROVIDER_PRIVATE_KEY.purpose(),
-            &current.merchant_private_key_sealed,
-        )?,
-        other => other.required(
-            "merchant_private_key_pem",
-            SecretString::from(String::new()),
-        )?,
+        Patch::Missing => keyring.open_string(PROVIDER_PRIVATE_KEY.purpose(), &current.merchant_private_key_sealed)?,
+        other => other.required("merchant_private_key_pem", SecretString::from(String::new()))?,
     };
     let apiv3_key = match patch.apiv3_key {
-        Patch::Missing => {
-            keyring.open_string(PROVIDER_APIV3_KEY.purpose(), &current.apiv3_key_sealed)?
-        }
+        Patch::Missing => keyring.open_string(PROVIDER_APIV3_KEY.purpose(), &current.apiv3_key_sealed)?,
         other => other.required("apiv3_key", SecretString::from(String::new()))?,
     };
     // The uploaded platform certificate is validated (and replaced) only when the request touches it.
-    let platform_touched =
-        !patch.platform_cert_pem.is_missing() || !patch.platform_cert_serial.is_missing();
+    let platform_touched = !patch.platform_cert_pem.is_missing() || !patch.platform_cert_serial.is_missing();
     let (platform_cert_pem, platform_cert_serial) = if platform_touched {
-        (
-            patch.platform_cert_pem.nullable(None),
-            patch.platform_cert_serial.nullable(None),
-        )
+        (patch.platform_cert_pem.nullable(None), patch.platform_cert_serial.nullable(None))
     } else {
         (None, None)
     };
@@ -368,35 +333,20 @@ pub async fn update(
             .merchant_cert_serial
             .required("merchant_cert_serial", current.merchant_cert_serial.clone())?,
         merchant_private_key_pem: private_key,
-        merchant_cert_pem: patch
-            .merchant_cert_pem
-            .nullable(current.merchant_cert_pem.clone()),
+        merchant_cert_pem: patch.merchant_cert_pem.nullable(current.merchant_cert_pem.clone()),
         platform_cert_serial,
         platform_cert_pem,
-        wechatpay_public_key_id: patch
-            .wechatpay_public_key_id
-            .nullable(current.wechatpay_public_key_id.clone()),
-        wechatpay_public_key_pem: patch
-            .wechatpay_public_key_pem
-            .nullable(current.wechatpay_public_key_pem.clone()),
+        wechatpay_public_key_id: patch.wechatpay_public_key_id.nullable(current.wechatpay_public_key_id.clone()),
+        wechatpay_public_key_pem: patch.wechatpay_public_key_pem.nullable(current.wechatpay_public_key_pem.clone()),
         apiv3_key,
-        refund_notify_url: patch
-            .refund_notify_url
-            .nullable(current.refund_notify_url.clone()),
-        default_reply: patch
-            .default_reply
-            .nullable(Some(current.default_reply.clone())),
-        default_auto_refund: patch
-            .default_auto_refund
-            .required("default_auto_refund", current.default_auto_refund)?,
+        refund_notify_url: patch.refund_notify_url.nullable(current.refund_notify_url.clone()),
+        default_reply: patch.default_reply.nullable(Some(current.default_reply.clone())),
+        default_auto_refund: patch.default_auto_refund.required("default_auto_refund", current.default_auto_refund)?,
     }
     .validate(now / 1000)?;
     let sealed = Sealed {
         private_key: if private_key_changed {
-            keyring.seal_str(
-                PROVIDER_PRIVATE_KEY.purpose(),
-                &valid.merchant_private_key_pem,
-            )?
+            keyring.seal_str(PROVIDER_PRIVATE_KEY.purpose(), &valid.merchant_private_key_pem)?
         } else {
             current.merchant_private_key_sealed.clone()
         },
@@ -406,24 +356,12 @@ pub async fn update(
             current.apiv3_key_sealed.clone()
         },
     };
-    providers::update(&mut tx, id, &write_of(&valid, &sealed), now)
-        .await
-        .map_err(mchid_conflict)?;
+    providers::update(&mut tx, id, &write_of(&valid, &sealed), now).await.map_err(mchid_conflict)?;
     if platform_touched {
-        providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now)
-            .await?;
+        providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
     }
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "provider.update",
-        ("provider", &id.to_string()),
-        &serde_json::json!({"fields": changed}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(provider_id = id, actor = actor.label(), fields = ?changed, "provider updated");
+    commit_audited(tx, now, &actor, "provider.update", ("provider", id), serde_json::json!({"fields": changed}))
+        .await?;
     Ok(Json(load_out(&state, id).await?))
 }
 
@@ -433,76 +371,37 @@ fn changed_fields(patch: &ProviderPatch) -> Vec<&'static str> {
         ("name", patch.name.is_missing()),
         ("mchid", patch.mchid.is_missing()),
         ("appid", patch.appid.is_missing()),
-        (
-            "merchant_cert_serial",
-            patch.merchant_cert_serial.is_missing(),
-        ),
-        (
-            "merchant_private_key_pem",
-            patch.merchant_private_key_pem.is_missing(),
-        ),
+        ("merchant_cert_serial", patch.merchant_cert_serial.is_missing()),
+        ("merchant_private_key_pem", patch.merchant_private_key_pem.is_missing()),
         ("merchant_cert_pem", patch.merchant_cert_pem.is_missing()),
-        (
-            "platform_cert_serial",
-            patch.platform_cert_serial.is_missing(),
-        ),
+        ("platform_cert_serial", patch.platform_cert_serial.is_missing()),
         ("platform_cert_pem", patch.platform_cert_pem.is_missing()),
-        (
-            "wechatpay_public_key_id",
-            patch.wechatpay_public_key_id.is_missing(),
-        ),
-        (
-            "wechatpay_public_key_pem",
-            patch.wechatpay_public_key_pem.is_missing(),
-        ),
+        ("wechatpay_public_key_id", patch.wechatpay_public_key_id.is_missing()),
+        ("wechatpay_public_key_pem", patch.wechatpay_public_key_pem.is_missing()),
         ("apiv3_key", patch.apiv3_key.is_missing()),
         ("refund_notify_url", patch.refund_notify_url.is_missing()),
         ("default_reply", patch.default_reply.is_missing()),
-        (
-            "default_auto_refund",
-            patch.default_auto_refund.is_missing(),
-        ),
+        ("default_auto_refund", patch.default_auto_refund.is_missing()),
     ];
-    fields
-        .into_iter()
-        .filter(|(_, missing)| !missing)
-        .map(|(name, _)| name)
-        .collect()
+    fields.into_iter().filter(|(_, missing)| !missing).map(|(name, _)| name).collect()
 }
 
 #[utoipa::path(delete, path = "/providers/{id}", tag = "providers", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let row = providers::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("provider"))?;
+    let row = providers::get(&mut tx, id).await?.ok_or(ApiError::NotFound("provider"))?;
     let merchants = providers::count_merchants(&mut tx, id).await?;
     if merchants > 0 {
         return Err(ApiError::Conflict {
             field: None,
-            message: format!(
-                "provider {id} still has {merchants} sub-merchant(s); delete or move them first"
-            ),
+            message: format!("provider {id} still has {merchants} sub-merchant(s); delete or move them first"),
         });
     }
     providers::delete(&mut tx, id).await?;
-    audit::record(
-        &mut tx,
-        now,
-        &actor.label(),
-        "provider.delete",
-        ("provider", &id.to_string()),
-        &serde_json::json!({"mchid": row.mchid}),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(provider_id = id, actor = actor.label(), "provider deleted");
+    commit_audited(tx, now, &actor, "provider.delete", ("provider", id), serde_json::json!({"mchid": row.mchid}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
