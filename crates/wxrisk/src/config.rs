@@ -258,7 +258,17 @@ impl RawConfig {
         let database_url = resolve_database_url(self.database_url.trim(), &self.data_dir)?;
         let public_url = match self.public_url.trim() {
             "" => None,
-            text => Some(parse_base_url("public_url", text)?),
+            text => {
+                let url = parse_base_url("public_url", text)?;
+                // WeChat Pay calls https only; plain http is for the simulator and tests on this machine.
+                if url.scheme() != "https" && !is_loopback(&url) {
+                    return Err(ConfigError::invalid(
+                        "public_url",
+                        format!("`{text}` must be https: WeChat Pay calls nothing else"),
+                    ));
+                }
+                Some(url)
+            }
         };
         let wechatpay_base_url = parse_base_url("wechatpay_base_url", self.wechatpay_base_url.trim())?;
         let master_key = Some(self.master_key).filter(|k| !k.expose_secret().trim().is_empty());
@@ -381,6 +391,15 @@ fn parse_base_url(setting: &str, text: &str) -> Result<url::Url, ConfigError> {
         return Err(ConfigError::invalid(setting, "must not carry a query string or fragment"));
     }
     Ok(url)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// A master key is 32 bytes in standard or URL-safe base64.
@@ -562,6 +581,9 @@ mod tests {
         assert!(e.contains("database_url"), "{e}");
         let e = err(&[("WXRISK_PUBLIC_URL", "ftp://x")]);
         assert!(e.contains("public_url"), "{e}");
+        let e = err(&[("WXRISK_PUBLIC_URL", "http://risk.example.com")]);
+        assert!(e.contains("public_url") && e.contains("https"), "{e}");
+        assert!(Config::load(None, env(&[("WXRISK_PUBLIC_URL", "http://127.0.0.1:8080")])).is_ok());
         let e = err(&[("WXRISK_MASTER_KEY", "c2hvcnQ=")]);
         assert!(e.contains("master_key") && e.contains("32 bytes"), "{e}");
         assert!(!e.contains("c2hvcnQ"), "the key itself must not be echoed: {e}");

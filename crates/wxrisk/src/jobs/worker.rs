@@ -68,6 +68,12 @@ impl Worker {
                 }
             }
         };
+        // Whatever a handler hands back, the attempt log keeps a bounded amount of it.
+        let record = AttemptRecord {
+            body: record.body.as_deref().map(super::truncate_body),
+            message: record.message.as_deref().map(super::truncate_body),
+            ..record
+        };
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         let lease_held =
             queue::finish(self.state.store(), &claimed, outcome, &record, self.state.now_ms(), duration_ms).await?;

@@ -19,30 +19,34 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// A probe must answer quickly even when the database hangs.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.store();
-    if let Err(e) = store.ping().await {
-        tracing::warn!(error = %e, "readiness: database unreachable");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "reason": "database unreachable"})),
-        );
+    let unavailable =
+        |reason: &str| (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": reason})));
+    match tokio::time::timeout(READINESS_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            return unavailable("database unreachable");
+        }
+        Err(_) => return unavailable("database did not answer in time"),
     }
-    match migrate::pending(store).await {
-        Ok(pending) if pending.is_empty() => {
+    match tokio::time::timeout(READINESS_TIMEOUT, migrate::pending(store)).await {
+        Ok(Ok(pending)) if pending.is_empty() => {
             (StatusCode::OK, Json(json!({"status": "ready", "database": store.backend().name()})))
         }
-        Ok(pending) => (
+        Ok(Ok(pending)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "reason": "migrations not applied", "pending": pending})),
         ),
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: cannot read migrations");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "reason": "cannot read migrations"})),
-            )
+            unavailable("cannot read migrations")
         }
+        Err(_) => unavailable("database did not answer in time"),
     }
 }
 

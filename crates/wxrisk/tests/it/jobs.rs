@@ -21,6 +21,8 @@ enum Step {
     Permanent,
     Panic,
     Sleep(Duration),
+    /// A failure whose answer body is 10 KB.
+    HugeBody,
 }
 
 /// A handler that does, for each job, the next scripted step (`Ok` once the script is used up), and records
@@ -77,6 +79,14 @@ impl JobHandler for Scripted {
                     },
                 }),
                 Step::Panic => panic!("scripted panic"),
+                Step::HugeBody => Err(JobFailure::Retry {
+                    record: AttemptRecord {
+                        http_status: Some(502),
+                        body: Some("<html>".repeat(2000)),
+                        ..Default::default()
+                    },
+                    retry_after: None,
+                }),
                 Step::Sleep(d) => {
                     tokio::time::sleep(d).await;
                     Ok(AttemptRecord::default())
@@ -240,6 +250,17 @@ async fn permanent_errors_and_exhausted_retries_are_dead_and_retryable_by_hand()
     assert_eq!(status, 404);
     let (status, answer) = app.get("/api/v1/jobs?status=exploded").await;
     assert_eq!((status, answer["field"].as_str()), (400, Some("status")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn attempt_log_keeps_a_bounded_body() {
+    let (app, handler) = scripted_app().await;
+    handler.script("gateway", &[Step::HugeBody]);
+    let id = enqueue(&app, "gateway").await.expect("id");
+    app.worker().run_pending().await.expect("run");
+    let body = attempts(&app, id).await[0].body.clone().expect("body kept");
+    assert!(body.len() < 2100 && body.starts_with("<html>") && body.ends_with("(12000 bytes)"), "{} bytes", body.len());
     app.stop().await;
 }
 
