@@ -4,9 +4,15 @@
 //! Contract: every constructor parses PEM text an operator pasted and either returns a usable key or a
 //! [`KeyError`] saying in plain words what is wrong with it. Nothing here panics on input.
 
+use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
-use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use aws_lc_rs::rsa::{
+    KeyPair as RsaKeyPair, OAEP_SHA1_MGF1SHA1, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
+    PublicEncryptingKey,
+};
+use aws_lc_rs::signature::{KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
 
@@ -25,21 +31,30 @@ pub enum KeyError {
     Serial,
     #[error("signing failed")]
     Sign,
+    #[error("the ciphertext does not decrypt with this key (not base64, wrong key, or damaged)")]
+    Decrypt,
+    #[error("the plaintext is too long for RSA-OAEP with this key (at most {0} bytes)")]
+    TooLong(usize),
+    #[error("encryption failed")]
+    Encrypt,
 }
 
-/// The provider's merchant API private key (`apiclient_key.pem`), PKCS#8 or PKCS#1, RSA ≥ 2048 bits.
-pub struct MerchantPrivateKey {
+/// An RSA private key (≥ 2048 bits, PKCS#8 or PKCS#1 PEM). For a merchant this is its API private key
+/// (`apiclient_key.pem`): it signs requests and decrypts what WeChat encrypted for the merchant (`payer_phone`).
+/// A simulator of WeChat Pay holds its platform key in one too.
+pub struct RsaPrivateKey {
     key: RsaKeyPair,
+    oaep: OaepPrivateDecryptingKey,
 }
 
-impl std::fmt::Debug for MerchantPrivateKey {
+impl std::fmt::Debug for RsaPrivateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key itself never reaches a log line.
-        f.debug_struct("MerchantPrivateKey").field("bits", &(self.key.public_modulus_len() * 8)).finish_non_exhaustive()
+        f.debug_struct("RsaPrivateKey").field("bits", &(self.key.public_modulus_len() * 8)).finish_non_exhaustive()
     }
 }
 
-impl MerchantPrivateKey {
+impl RsaPrivateKey {
     /// Parse `-----BEGIN PRIVATE KEY-----` (PKCS#8, what WeChat's certificate tool writes) or
     /// `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
@@ -58,7 +73,27 @@ impl MerchantPrivateKey {
         if bits < 2048 {
             return Err(KeyError::TooShort(bits));
         }
-        Ok(Self { key })
+        // One parse for both uses: the OAEP key is made from the same key's PKCS#8 form.
+        let pkcs8 = key.as_der().map_err(|_| KeyError::Rsa("cannot re-encode the key".into()))?;
+        let decrypting = PrivateDecryptingKey::from_pkcs8(pkcs8.as_ref()).map_err(|e| KeyError::Rsa(e.to_string()))?;
+        let oaep = OaepPrivateDecryptingKey::new(decrypting).map_err(|_| KeyError::Rsa("unusable for OAEP".into()))?;
+        Ok(Self { key, oaep })
+    }
+
+    /// The public half, as SubjectPublicKeyInfo DER (what the merchant certificate carries).
+    pub fn public_key(&self) -> Result<RsaPublicKey, KeyError> {
+        let der = self.key.public_key().as_der().map_err(|_| KeyError::Rsa("cannot encode the public key".into()))?;
+        RsaPublicKey::from_spki_der(der.as_ref())
+    }
+
+    /// Decrypt a sensitive field WeChat encrypted with RSA-OAEP (SHA-1, MGF1-SHA-1) for this merchant, given as
+    /// base64 (e.g. a complaint's `payer_phone`).
+    pub fn decrypt_oaep_base64(&self, ciphertext: &str) -> Result<String, KeyError> {
+        let bytes = BASE64.decode(ciphertext.trim()).map_err(|_| KeyError::Decrypt)?;
+        let mut plaintext = vec![0u8; self.oaep.min_output_size()];
+        let plain =
+            self.oaep.decrypt(&OAEP_SHA1_MGF1SHA1, &bytes, &mut plaintext, None).map_err(|_| KeyError::Decrypt)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| KeyError::Decrypt)
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
@@ -78,9 +113,12 @@ impl MerchantPrivateKey {
     }
 }
 
-/// An RSA public key as a SubjectPublicKeyInfo (what a certificate or a WeChat Pay public-key PEM holds).
+/// An RSA public key as a SubjectPublicKeyInfo (what a certificate or a WeChat Pay public-key PEM holds): verifies
+/// signatures, and encrypts sensitive fields for its owner.
+#[derive(Clone)]
 pub struct RsaPublicKey {
     parsed: ParsedPublicKey,
+    encrypting: PublicEncryptingKey,
 }
 
 impl std::fmt::Debug for RsaPublicKey {
@@ -94,7 +132,8 @@ impl RsaPublicKey {
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
         let parsed =
             ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).map_err(|e| KeyError::Rsa(e.to_string()))?;
-        Ok(Self { parsed })
+        let encrypting = PublicEncryptingKey::from_der(der).map_err(|e| KeyError::Rsa(e.to_string()))?;
+        Ok(Self { parsed, encrypting })
     }
 
     /// From `-----BEGIN PUBLIC KEY-----` (the WeChat Pay public key, `pub_key.pem`).
@@ -107,6 +146,21 @@ impl RsaPublicKey {
     /// RSASSA-PKCS1-v1_5 / SHA-256 verification; any failure is `false`.
     pub fn verify_sha256(&self, message: &[u8], signature: &[u8]) -> bool {
         self.parsed.verify_sig(message, signature).is_ok()
+    }
+
+    /// RSA-OAEP (SHA-1, MGF1-SHA-1) encryption of a sensitive field, standard base64 — what WeChat Pay expects
+    /// for fields encrypted with a platform certificate or the WeChat Pay public key.
+    pub fn encrypt_oaep_base64(&self, plaintext: &str) -> Result<String, KeyError> {
+        let key = OaepPublicEncryptingKey::new(self.encrypting.clone()).map_err(|_| KeyError::Encrypt)?;
+        let max = key.max_plaintext_size(&OAEP_SHA1_MGF1SHA1);
+        if plaintext.len() > max {
+            return Err(KeyError::TooLong(max));
+        }
+        let mut ciphertext = vec![0u8; key.ciphertext_size()];
+        let out = key
+            .encrypt(&OAEP_SHA1_MGF1SHA1, plaintext.as_bytes(), &mut ciphertext, None)
+            .map_err(|_| KeyError::Encrypt)?;
+        Ok(BASE64.encode(out))
     }
 }
 
@@ -172,7 +226,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(MerchantPrivateKey::from_pem("hello"), Err(KeyError::Pem(_))));
+        assert!(matches!(RsaPrivateKey::from_pem("hello"), Err(KeyError::Pem(_))));
         assert!(matches!(RsaPublicKey::from_pem(""), Err(KeyError::Pem(_))));
         assert!(Certificate::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
     }

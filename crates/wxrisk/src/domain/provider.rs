@@ -6,7 +6,7 @@
 //! public key comes with its id. It is used for creation and, on the merged result, for every update.
 
 use secrecy::SecretString;
-use wechatpay::keys::{self, Certificate, MerchantPrivateKey, RsaPublicKey};
+use wechatpay::keys::{self, Certificate, RsaPrivateKey, RsaPublicKey};
 
 use super::values::{PublicKeyId, notify_url};
 use super::{Apiv3Key, Appid, FieldError, Mchid, text_field};
@@ -77,7 +77,7 @@ impl ProviderDraft {
         let appid = Appid::parse("appid", &self.appid)?;
         let merchant_cert_serial =
             keys::normalize_serial(&self.merchant_cert_serial).map_err(|e| key_error("merchant_cert_serial", e))?;
-        let private_key = MerchantPrivateKey::from_pem(self.merchant_private_key_pem.expose_secret())
+        let private_key = RsaPrivateKey::from_pem(self.merchant_private_key_pem.expose_secret())
             .map_err(|e| key_error("merchant_private_key_pem", e))?;
 
         let merchant_cert_pem = match non_empty(self.merchant_cert_pem) {
