@@ -143,6 +143,11 @@ impl RsaPublicKey {
         Self::from_spki_der(der.as_ref())
     }
 
+    /// SubjectPublicKeyInfo DER.
+    pub fn spki_der(&self) -> &[u8] {
+        self.parsed.as_ref()
+    }
+
     /// RSASSA-PKCS1-v1_5 / SHA-256 verification; any failure is `false`.
     pub fn verify_sha256(&self, message: &[u8], signature: &[u8]) -> bool {
         self.parsed.verify_sig(message, signature).is_ok()

@@ -55,6 +55,43 @@ pub enum Command {
     /// Secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// The built-in simulator of WeChat Pay, the official account, Tencent SMS and chat robots.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub action: Option<SimAction>,
+    /// Where the simulator listens.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub listen: std::net::SocketAddr,
+    /// Where its keys are kept (created on first run), so a provider configured against it stays valid.
+    /// Default: <data_dir>/sim.
+    #[arg(long)]
+    pub keys_dir: Option<PathBuf>,
+    /// `certificate`, `public_key`, or `both` (the switch between them).
+    #[arg(long, default_value = "certificate")]
+    pub sign_mode: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimAction {
+    /// Send one signed, encrypted callback to a URL, with the simulator's keys, and print the answer.
+    Send {
+        /// `complaint`, `violation` or `refund`.
+        kind: String,
+        #[arg(long)]
+        to: String,
+        /// Complaint: the complaint id; violation: the record id. Generated when absent.
+        #[arg(long)]
+        id: Option<String>,
+        /// Complaint: the action_type (CREATE_COMPLAINT …); violation: PUNISH, INTERCEPT or APPEAL.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value = "1900000109")]
+        sub_mchid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +302,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Jobs(command) => jobs(config, command).await,
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
+        Command::Sim(args) => simulator(config, args).await,
     }
 }
 
@@ -378,5 +416,83 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
         );
     }
     store.close().await;
+    Ok(())
+}
+
+async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
+    let keys_dir = args.keys_dir.unwrap_or_else(|| config.data_dir.join("sim"));
+    let sign_mode = match args.sign_mode.as_str() {
+        "certificate" => wxsim::keys::SignMode::Certificate,
+        "public_key" => wxsim::keys::SignMode::PublicKey,
+        "both" => wxsim::keys::SignMode::Both,
+        other => anyhow::bail!("--sign-mode `{other}` is not certificate, public_key or both"),
+    };
+    let listen = if args.action.is_some() { std::net::SocketAddr::from(([127, 0, 0, 1], 0)) } else { args.listen };
+    let sim_config = wxsim::SimConfig { listen, sign_mode, ..wxsim::SimConfig::default() }
+        .with_key_dir(&keys_dir)
+        .context("cannot prepare the simulator's keys")?;
+    let sim = wxsim::Simulator::start(sim_config).await?;
+    let Some(SimAction::Send { kind, to, id, action, sub_mchid }) = args.action else {
+        let setup = sim.provider();
+        let provider_json = keys_dir.join("provider.json");
+        let body = serde_json::json!({
+            "name": "模拟服务商", "mchid": setup.mchid, "appid": setup.appid,
+            "merchant_cert_serial": setup.merchant_cert_serial, "merchant_private_key_pem": setup.merchant_private_key_pem,
+            "merchant_cert_pem": setup.merchant_cert_pem, "platform_cert_serial": setup.platform_cert_serial,
+            "platform_cert_pem": setup.platform_cert_pem, "wechatpay_public_key_id": setup.wechatpay_public_key_id,
+            "wechatpay_public_key_pem": setup.wechatpay_public_key_pem, "apiv3_key": setup.apiv3_key,
+        });
+        wxsim::keys::write_private(&provider_json, &serde_json::to_string_pretty(&body)?)
+            .with_context(|| provider_json.display().to_string())?;
+        println!("WeChat Pay simulator on {}", sim.base_url());
+        println!("  mchid                 {}", setup.mchid);
+        println!("  appid                 {}", setup.appid);
+        println!("  merchant cert serial  {}", setup.merchant_cert_serial);
+        println!("  platform cert serial  {}", setup.platform_cert_serial);
+        println!("  public key id         {}", setup.wechatpay_public_key_id);
+        println!("  APIv3 key, private key and certificates: in {}", keys_dir.display());
+        println!("Point wxrisk at it with WXRISK_WECHATPAY_BASE_URL={}", sim.base_url());
+        println!("and create the provider with: POST /api/v1/providers, body {}", provider_json.display());
+        println!("Control API: {}/_sim/ (complaints, violations, faults, clock). Ctrl-C stops.", sim.base_url());
+        wait_for_signal().await;
+        sim.stop().await;
+        return Ok(());
+    };
+    let id = id.unwrap_or_else(|| format!("{}", SystemClock.now_ms()));
+    let (event_type, resource) = match kind.as_str() {
+        "complaint" => {
+            let action = action.unwrap_or_else(|| "CREATE_COMPLAINT".into());
+            let event = if action == "CREATE_COMPLAINT" { "COMPLAINT.CREATE" } else { "COMPLAINT.STATE_CHANGE" };
+            (event.to_owned(), serde_json::json!({"complaint_id": id, "action_type": action}))
+        }
+        "violation" => {
+            let action = action.unwrap_or_else(|| "PUNISH".into());
+            (
+                format!("VIOLATION.{action}"),
+                serde_json::json!({"sub_mchid": sub_mchid, "company_name": "模拟科技有限公司", "record_id": id, "punish_plan": "暂停支付功能",
+                    "punish_time": format_shanghai(SystemClock.now_ms()), "punish_description": "模拟处置", "risk_type": "TRANSACTION_DISPUTE", "risk_description": "交易纠纷"}),
+            )
+        }
+        "refund" => (
+            "REFUND.SUCCESS".to_owned(),
+            serde_json::json!({"sp_mchid": wxsim::DEFAULT_SP_MCHID, "sub_mchid": sub_mchid, "out_trade_no": "SIM", "transaction_id": "4200000000000000000000000000",
+                "out_refund_no": id, "refund_id": "50300000000000000000000000000", "refund_status": "SUCCESS",
+                "success_time": format_shanghai(SystemClock.now_ms()), "user_received_account": "支付用户零钱",
+                "amount": {"total": 100, "refund": 100, "payer_total": 100, "payer_refund": 100}}),
+        ),
+        other => anyhow::bail!("`{other}` is not complaint, violation or refund"),
+    };
+    let control = format!("{}/_sim/send", sim.base_url());
+    let request = serde_json::json!({"to": to, "event_type": event_type, "resource": resource});
+    let response = reqwest::Client::new()
+        .post(&control)
+        .header("content-type", "application/json")
+        .body(request.to_string())
+        .send()
+        .await
+        .context("the simulator did not answer")?;
+    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await?).unwrap_or(serde_json::Value::Null);
+    sim.stop().await;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
 }

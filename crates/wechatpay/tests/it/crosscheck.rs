@@ -4,7 +4,6 @@
 //! accept the genuine ones and refuse the rest; then Python judges what our code makes.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
@@ -17,22 +16,10 @@ use wechatpay::sign::{Authorization, Signer, request_nonce, sign_as_wechatpay};
 use wechatpay::verify::SignatureHeaders;
 use wechatpay::{Apiv3Key, Certificate, Event, Notification, PlatformKeys, RsaPrivateKey, WechatPayPublicKey};
 
-use crate::testdata;
+use crate::{python, testdata};
 
 const APIV3: &str = "0123456789abcdefABCDEF0123456789";
 const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0116571234562024052000123400000000";
-
-/// `WXRISK_TEST_PYTHON`, else the workspace's `.venv`.
-fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("WXRISK_TEST_PYTHON")
-        && !path.is_empty()
-    {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(format!("{}/../../.venv/bin/python3", env!("CARGO_MANIFEST_DIR")));
-    assert!(venv.exists(), "no Python environment for the cross-checks: run ./scripts/test, which creates .venv");
-    venv
-}
 
 fn run_python(command: &str, request: &Value) -> Value {
     let script = format!("{}/tests/it/crosscheck.py", env!("CARGO_MANIFEST_DIR"));

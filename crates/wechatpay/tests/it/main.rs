@@ -4,9 +4,7 @@ mod callbacks;
 mod client;
 mod crosscheck;
 mod keys;
+#[path = "../../../../testdata/test_support.rs"]
+mod support;
 
-/// A file of `testdata/` (keys and certificates made with OpenSSL).
-pub fn testdata(name: &str) -> String {
-    let path = format!("{}/../../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+pub use support::{python, testdata};

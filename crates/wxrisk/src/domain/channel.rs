@@ -335,24 +335,10 @@ fn default_sms_region() -> String {
     "ap-guangzhou".to_owned()
 }
 
-/// Mainland numbers may be written bare (11 digits), with 86 or 0086; all become E.164 `+86…`.
+/// E.164 (`+8613800138000`) from any form Tencent accepts, or an error naming the field.
 fn e164(key: &str, value: &str) -> Result<String, FieldError> {
-    let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    let digits = compact
-        .strip_prefix('+')
-        .map(str::to_owned)
-        .or_else(|| compact.strip_prefix("00").map(str::to_owned))
-        .unwrap_or_else(|| {
-            if compact.len() == 11 && compact.starts_with('1') { format!("86{compact}") } else { compact.clone() }
-        });
-    let ok = digits.bytes().all(|b| b.is_ascii_digit())
-        && (8..=15).contains(&digits.len())
-        && !digits.starts_with('0')
-        && (!digits.starts_with("86") || (digits.len() == 13 && digits.as_bytes()[2] == b'1'));
-    if !ok {
-        return Err(FieldError::new(field(key), format!("`{value}` is not a phone number like +8613800138000")));
-    }
-    Ok(format!("+{digits}"))
+    wxsim::protocols::phone::e164(value)
+        .ok_or_else(|| FieldError::new(field(key), format!("`{value}` is not a phone number like +8613800138000")))
 }
 
 impl TencentSmsSettings {

@@ -368,3 +368,56 @@ async fn secrets_rotate_reseals_every_secret() {
         ring.open(purpose, &value).expect("sealed under the new key");
     }
 }
+
+/// Callbacks a test receiver got: headers and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+
+#[tokio::test]
+async fn sim_send_delivers_a_callback_signed_with_the_kept_keys() {
+    let received: Received = Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            sink.lock().expect("lock").push((headers, body.to_vec()));
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/callbacks/1/complaints", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let db = TestDb::new().await;
+    let keys_dir = db.data_dir().join("simkeys");
+    let keys = keys_dir.display().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        let db_ref = db;
+        let output = run(
+            &db_ref,
+            &[],
+            &["sim", "--keys-dir", &keys, "send", "complaint", "--to", &url, "--id", "200201820261127000000000001"],
+            None,
+        );
+        (db_ref, output)
+    })
+    .await
+    .expect("join");
+    let (_db, output) = output;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("\"status\": 204"), "{}", stdout(&output));
+
+    let (headers, body) = received.lock().expect("lock").first().cloned().expect("a callback arrived");
+    let read = |name: &str| std::fs::read_to_string(keys_dir.join(name)).expect(name);
+    let keys = wechatpay::PlatformKeys::new(
+        None,
+        vec![wechatpay::PlatformCertificate::from_pem(&read("platform_cert.pem")).expect("cert")],
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let verified =
+        wechatpay::verify_notification(&keys, &headers, &body, now).expect("signed with the kept platform key");
+    let apiv3 = wechatpay::Apiv3Key::new(read("apiv3_key.txt").trim().as_bytes()).expect("key");
+    match verified.event(&apiv3).expect("decrypts") {
+        wechatpay::Event::Complaint(notice) => assert_eq!(notice.complaint_id, "200201820261127000000000001"),
+        other => panic!("{other:?}"),
+    }
+}

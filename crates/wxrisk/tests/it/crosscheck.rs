@@ -1,24 +1,13 @@
 //! Our at-rest encryption checked against an implementation we did not write: PyPI `cryptography`'s AESGCM.
 //! `scripts/test` prepares the Python environment (`.venv`); run through it, this test cannot be skipped.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use base64::Engine as _;
 use secrecy::ExposeSecret as _;
 use wxrisk::secrets::Keyring;
 
-/// The Python with the cross-check packages: `WXRISK_TEST_PYTHON`, else the workspace's `.venv`.
-pub fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("WXRISK_TEST_PYTHON")
-        && !path.is_empty()
-    {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(format!("{}/../../.venv/bin/python3", env!("CARGO_MANIFEST_DIR")));
-    assert!(venv.exists(), "no Python environment for the cross-checks: run ./scripts/test, which creates .venv");
-    venv
-}
+use crate::support::python;
 
 const OPEN_SCRIPT: &str = r#"
 import base64, sys

@@ -17,10 +17,7 @@ pub const APIV3_KEY: &str = "0123456789abcdefABCDEF0123456789";
 pub const MERCHANT_SERIAL: &str = "5E7ABC0123456789ABCDEF0123456789ABCDEF01";
 pub const PLATFORM_SERIAL: &str = "3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345";
 
-pub fn testdata(name: &str) -> String {
-    let path = format!("{}/../../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+pub use crate::support::testdata;
 
 /// Which database the suite runs on.
 pub fn postgres_base_url() -> Option<String> {

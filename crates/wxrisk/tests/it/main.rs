@@ -9,3 +9,5 @@ mod crosscheck;
 mod health;
 mod helpers;
 mod jobs;
+#[path = "../../../../testdata/test_support.rs"]
+mod support;
