@@ -52,6 +52,9 @@ pub enum Command {
     /// The job queue.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Notification channels.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -145,6 +148,13 @@ pub enum JobsCommand {
     },
     /// Requeue a dead job (or run a waiting one now).
     Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Send a sample message through a channel now and print the service's answer verbatim; exits 1 when the
+    /// service refused it.
+    Test { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +311,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs(command) => jobs(config, command).await,
+        Command::Channel(ChannelCommand::Test { id }) => test_channel(config, id).await,
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
         Command::Sim(args) => simulator(config, args).await,
     }
@@ -365,6 +376,32 @@ async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<()> {
         }
     }
     state.store().close().await;
+    Ok(())
+}
+
+async fn test_channel(config: Config, id: i64) -> anyhow::Result<()> {
+    let app = App::builder(config).role(Role::Worker).build().await?;
+    let state = app.state();
+    let result = crate::web::api::channels::test_channel(state, id).await;
+    state.store().close().await;
+    let (row, out) = result?;
+    println!("channel {} ({}) → {}", row.id, row.kind, out.recipient);
+    println!(
+        "{}: code {}{}",
+        if out.ok { "accepted" } else { "refused" },
+        out.code,
+        match &out.external_id {
+            Some(id) => format!(", message id {id}"),
+            None => String::new(),
+        }
+    );
+    println!("{}", out.answer);
+    if !out.ok {
+        anyhow::bail!(
+            "the service refused the test message ({})",
+            if out.transient { "temporary: try again later" } else { "fix the channel settings" }
+        );
+    }
     Ok(())
 }
 

@@ -66,9 +66,30 @@ pub fn format_shanghai(ms: i64) -> String {
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// A time given by an operator: RFC 3339 (`2026-11-27T09:00:00+08:00`), or a date (`2026-11-27`) meaning that day
+/// in Asia/Shanghai — its start, or with `end_of_day` the start of the next day (for exclusive upper bounds).
+pub fn parse_operator_time(text: &str, end_of_day: bool) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
+    }
+    let date = time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    let date = if end_of_day { date.next_day()? } else { date };
+    Some(date.midnight().assume_offset(SHANGHAI).unix_timestamp() * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_times() {
+        assert_eq!(parse_operator_time("2025-11-27T12:26:46.123+08:00", false), Some(1_764_217_606_123));
+        assert_eq!(parse_operator_time("1970-01-01", false), Some(-8 * 3_600_000));
+        assert_eq!(parse_operator_time("1970-01-01", true), Some(16 * 3_600_000));
+        assert_eq!(parse_operator_time("yesterday", false), None);
+        assert_eq!(parse_operator_time("2025-02-30", false), None);
+    }
 
     #[test]
     fn shanghai_format() {

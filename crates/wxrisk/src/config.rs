@@ -61,6 +61,19 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Where the notification channels' services are.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub wechat_api_base: url::Url,
+    pub tencent_sms_endpoint: url::Url,
+    pub wecom_base: url::Url,
+    pub dingtalk_base: url::Url,
+    pub feishu_base: url::Url,
+    pub lark_base: url::Url,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +127,19 @@ struct RawConfig {
     http: RawHttp,
     database: RawDatabase,
     jobs: RawJobs,
+    notify: RawNotify,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    wechat_api_base: String,
+    tencent_sms_endpoint: String,
+    wecom_base: String,
+    dingtalk_base: String,
+    feishu_base: String,
+    lark_base: String,
+    timeout: String,
 }
 
 #[derive(Deserialize)]
@@ -205,7 +231,9 @@ impl Config {
              [http]\nmax_body_bytes = {body}\nrequest_timeout = \"{rt}\"\nshutdown_grace = \"{sg}\"\n\n\
              [database]\nmax_connections = {maxc}\nacquire_timeout = \"{acq}\"\n\n\
              [jobs]\nconcurrency = {conc}\npoll_interval = \"{poll}\"\nlease = \"{lease}\"\ntimeout = \"{timeout}\"\n\
-             retry_schedule = [{sched}]\nretry_jitter = {jitter}\n",
+             retry_schedule = [{sched}]\nretry_jitter = {jitter}\n\n\
+             [notify]\nwechat_api_base = \"{oa}\"\ntencent_sms_endpoint = \"{sms}\"\nwecom_base = \"{wecom}\"\n\
+             dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -233,6 +261,13 @@ impl Config {
             timeout = format_duration(self.jobs.timeout),
             sched = durations(&self.jobs.retry_schedule),
             jitter = self.jobs.retry_jitter,
+            oa = self.notify.wechat_api_base.as_str().trim_end_matches('/'),
+            sms = self.notify.tencent_sms_endpoint.as_str().trim_end_matches('/'),
+            wecom = self.notify.wecom_base.as_str().trim_end_matches('/'),
+            ding = self.notify.dingtalk_base.as_str().trim_end_matches('/'),
+            feishu = self.notify.feishu_base.as_str().trim_end_matches('/'),
+            lark = self.notify.lark_base.as_str().trim_end_matches('/'),
+            ntimeout = format_duration(self.notify.timeout),
         )
     }
 
@@ -338,6 +373,19 @@ impl RawConfig {
         if !(0.0..=1.0).contains(&jobs.retry_jitter) {
             return Err(ConfigError::invalid("jobs.retry_jitter", "must be between 0 and 1"));
         }
+        let n = &self.notify;
+        let notify = NotifyConfig {
+            wechat_api_base: parse_base_url("notify.wechat_api_base", n.wechat_api_base.trim())?,
+            tencent_sms_endpoint: parse_base_url("notify.tencent_sms_endpoint", n.tencent_sms_endpoint.trim())?,
+            wecom_base: parse_base_url("notify.wecom_base", n.wecom_base.trim())?,
+            dingtalk_base: parse_base_url("notify.dingtalk_base", n.dingtalk_base.trim())?,
+            feishu_base: parse_base_url("notify.feishu_base", n.feishu_base.trim())?,
+            lark_base: parse_base_url("notify.lark_base", n.lark_base.trim())?,
+            timeout: duration("notify.timeout", &n.timeout)?,
+        };
+        if notify.timeout.is_zero() {
+            return Err(ConfigError::invalid("notify.timeout", "must be more than zero"));
+        }
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -350,6 +398,7 @@ impl RawConfig {
             http,
             database,
             jobs,
+            notify,
         })
     }
 }

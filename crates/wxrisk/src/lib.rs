@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod secrets;
 pub mod state;
 pub mod store;
@@ -106,6 +107,13 @@ impl AppBuilder {
     }
 }
 
+/// The job kinds every wxrisk process runs.
+fn default_jobs() -> JobRegistry {
+    let mut registry = JobRegistry::default();
+    registry.register(notify::JOB_KIND, notify::handler::NotifyHandler);
+    registry
+}
+
 fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
     let host = if host.is_empty() { "wxrisk".to_owned() } else { host };
@@ -131,7 +139,7 @@ impl App {
         AppBuilder {
             config,
             clock: Arc::new(SystemClock),
-            registry: JobRegistry::default(),
+            registry: default_jobs(),
             listener: None,
             role: Role::All,
             worker_id: None,

@@ -23,10 +23,19 @@ struct Inner {
     metrics: Metrics,
     job_registry: JobRegistry,
     job_wakeup: Arc<Notify>,
+    http: reqwest::Client,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, clock: SharedClock, keyring: Keyring, job_registry: JobRegistry) -> Self {
+        // Notification services get one shared client: bounded time, and redirects are answers, not detours.
+        let http = reqwest::Client::builder()
+            .timeout(config.notify.timeout)
+            .connect_timeout(config.notify.timeout.min(std::time::Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wxrisk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
         Self(Arc::new(Inner {
             config,
             store,
@@ -35,6 +44,7 @@ impl AppState {
             metrics: Metrics::default(),
             job_registry,
             job_wakeup: Arc::new(Notify::new()),
+            http,
         }))
     }
 
@@ -60,6 +70,11 @@ impl AppState {
 
     pub fn job_registry(&self) -> &JobRegistry {
         &self.0.job_registry
+    }
+
+    /// The HTTP client for notification services.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
     }
 
     /// Notified after this process commits new due jobs, so an idle worker starts at once.

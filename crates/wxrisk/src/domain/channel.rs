@@ -156,6 +156,26 @@ fn outgoing_url(key: &str, value: &str) -> Result<String, FieldError> {
     }
 }
 
+/// A trust anchor for a private mail relay: PEM certificates (any key type) that rustls, which the SMTP client
+/// uses, accepts as roots.
+fn ca_certificate(pem: &str) -> Result<(), FieldError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let certificates: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| FieldError::new(field("ca_pem"), format!("not PEM: {e}")))?;
+    if certificates.is_empty() {
+        return Err(FieldError::new(field("ca_pem"), "holds no -----BEGIN CERTIFICATE----- block"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| FieldError::new(field("ca_pem"), format!("not a usable CA certificate: {e}")))?;
+    }
+    Ok(())
+}
+
 /// `alerts@163.com` or `wxrisk <alerts@163.com>`; returns the bare address.
 fn email_address(key: &str, value: &str) -> Result<String, FieldError> {
     let value = value.trim();
@@ -205,6 +225,9 @@ struct EmailSettings {
     password: Option<String>,
     from: String,
     to: Vec<String>,
+    /// An extra trusted CA (PEM) for a relay with a private certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_pem: Option<String>,
 }
 
 impl EmailSettings {
@@ -263,7 +286,12 @@ impl EmailSettings {
         for (i, address) in self.to.iter().enumerate() {
             to.push(email_address(&format!("to[{i}]"), address)?);
         }
+        let ca_pem = self.ca_pem.filter(|p| !p.trim().is_empty());
+        if let Some(pem) = &ca_pem {
+            ca_certificate(pem)?;
+        }
         Ok(Self {
+            ca_pem,
             preset: self.preset.filter(|p| !p.trim().is_empty()),
             host: Some(host),
             port: Some(port),
@@ -308,10 +336,21 @@ impl WechatTemplateSettings {
         if let Some(url) = self.url.take().filter(|u| !u.trim().is_empty()) {
             self.url = Some(outgoing_url("url", &url)?);
         }
+        // A template message without mapped keywords arrives empty, so at least one is required;
+        // WeChat templates have at most about twenty keywords.
+        if self.field_map.is_empty() || self.field_map.len() > 20 {
+            return Err(FieldError::new(
+                field("field_map"),
+                "map 1 to 20 template keywords (thing1, time2 …) to message fields",
+            ));
+        }
         for (keyword, value) in &self.field_map {
             token_like(&format!("field_map.{keyword}"), keyword, 64)?;
-            if value.as_str().is_none_or(|v| v.trim().is_empty()) {
-                return Err(FieldError::new(field(&format!("field_map.{keyword}")), "must name a message field"));
+            if !value.as_str().is_some_and(|v| MESSAGE_FIELDS.contains(&v)) {
+                return Err(FieldError::new(
+                    field(&format!("field_map.{keyword}")),
+                    format!("must name a message field: {}", MESSAGE_FIELDS.join(", ")),
+                ));
             }
         }
         Ok(self)
@@ -329,7 +368,38 @@ struct TencentSmsSettings {
     phone_numbers: Vec<String>,
     #[serde(default = "default_sms_region")]
     region: String,
+    /// Message fields filling the template's parameters, in order (default: `event_label`, `merchant_name`).
+    #[serde(default = "default_sms_params")]
+    template_params: Vec<String>,
+    /// Longest parameter the account allows (Tencent: 6 for accounts opened after 2024-01-25).
+    #[serde(default = "default_param_chars")]
+    param_max_chars: u32,
 }
+
+fn default_sms_params() -> Vec<String> {
+    vec!["event_label".into(), "merchant_name".into()]
+}
+
+fn default_param_chars() -> u32 {
+    6
+}
+
+/// Names of the message fields templates and SMS parameters can use.
+pub const MESSAGE_FIELDS: &[&str] = &[
+    "event_label",
+    "summary",
+    "merchant_name",
+    "merchant_mchid",
+    "provider_name",
+    "complaint_id",
+    "record_id",
+    "risk_label",
+    "out_refund_no",
+    "amount",
+    "time",
+    "deadline",
+    "actions",
+];
 
 fn default_sms_region() -> String {
     "ap-guangzhou".to_owned()
@@ -358,6 +428,18 @@ impl TencentSmsSettings {
         list("phone_numbers", &self.phone_numbers, 1, 200)?;
         for (i, number) in self.phone_numbers.iter_mut().enumerate() {
             *number = e164(&format!("phone_numbers[{i}]"), number)?;
+        }
+        list("template_params", &self.template_params, 0, 10)?;
+        for (i, name) in self.template_params.iter().enumerate() {
+            if !MESSAGE_FIELDS.contains(&name.as_str()) {
+                return Err(FieldError::new(
+                    field(&format!("template_params[{i}]")),
+                    format!("`{name}` is not one of {}", MESSAGE_FIELDS.join(", ")),
+                ));
+            }
+        }
+        if !(1..=100).contains(&self.param_max_chars) {
+            return Err(FieldError::new(field("param_max_chars"), "must be 1 to 100"));
         }
         let region = self.region.trim();
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {

@@ -23,21 +23,26 @@ pub use worker::Worker;
 #[derive(Debug, Clone)]
 pub enum JobFailure {
     /// Worth trying again; not before `retry_after` when the other side said so.
-    Retry { record: AttemptRecord, retry_after: Option<Duration> },
+    Retry { record: Box<AttemptRecord>, retry_after: Option<Duration> },
     /// Trying again cannot help (bad parameters, refused authorisation): the job is dead now.
-    Permanent { record: AttemptRecord },
+    Permanent { record: Box<AttemptRecord> },
+    /// Not now, and not a failure: run again at `until` (Unix ms) without using up an attempt (a destination's
+    /// rate limit is reached).
+    Defer { until: i64 },
 }
 
 impl JobFailure {
     pub fn retry(message: impl Into<String>) -> Self {
         JobFailure::Retry {
-            record: AttemptRecord { message: Some(message.into()), ..Default::default() },
+            record: Box::new(AttemptRecord { message: Some(message.into()), ..Default::default() }),
             retry_after: None,
         }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobFailure::Permanent { record: AttemptRecord { message: Some(message.into()), ..Default::default() } }
+        JobFailure::Permanent {
+            record: Box::new(AttemptRecord { message: Some(message.into()), ..Default::default() }),
+        }
     }
 }
 

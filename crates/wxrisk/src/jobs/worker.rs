@@ -57,14 +57,15 @@ impl Worker {
         let elapsed = started.elapsed();
         let (outcome, record) = match result {
             Ok(record) => (Outcome::Succeeded, record),
-            Err(JobFailure::Permanent { record }) => (Outcome::Dead, record),
+            Err(JobFailure::Defer { until }) => (Outcome::Deferred { until }, AttemptRecord::default()),
+            Err(JobFailure::Permanent { record }) => (Outcome::Dead, *record),
             Err(JobFailure::Retry { record, retry_after }) => {
                 match self.policy.delay_after(claimed.attempt, retry_after) {
                     Some(delay) => {
                         let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                        (Outcome::Retry { next_at: self.state.now_ms().saturating_add(delay_ms) }, record)
+                        (Outcome::Retry { next_at: self.state.now_ms().saturating_add(delay_ms) }, *record)
                     }
-                    None => (Outcome::Dead, record),
+                    None => (Outcome::Dead, *record),
                 }
             }
         };
@@ -75,13 +76,20 @@ impl Worker {
             ..record
         };
         let duration_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.state.store().begin().await?;
         let lease_held =
-            queue::finish(self.state.store(), &claimed, outcome, &record, self.state.now_ms(), duration_ms).await?;
+            queue::finish_in(&mut tx, &claimed, outcome, &record, self.state.now_ms(), duration_ms).await?;
+        if lease_held && matches!(outcome, Outcome::Dead) {
+            // The provider hears of it in the same transaction that marks the job dead.
+            crate::notify::alert_dead_job(&mut tx, &self.state, &claimed.job, &record).await?;
+        }
+        tx.commit().await?;
         let kind = claimed.job.kind.clone();
         let outcome_name = match outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Retry { .. } => "retry",
             Outcome::Dead => "dead",
+            Outcome::Deferred { .. } => "deferred",
         };
         let metrics = self.state.metrics();
         metrics.inc("wxrisk_jobs_finished_total", &[("kind", &kind), ("outcome", outcome_name)]);
@@ -94,6 +102,7 @@ impl Worker {
                 tracing::info!(job_id = claimed.job.id, kind, attempt = claimed.attempt, next_at, error = ?record.message, "job will be retried")
             }
             Outcome::Succeeded => tracing::debug!(job_id = claimed.job.id, kind, attempt = claimed.attempt, "job done"),
+            Outcome::Deferred { until } => tracing::debug!(job_id = claimed.job.id, kind, until, "job deferred"),
         }
         if !lease_held {
             tracing::warn!(job_id = claimed.job.id, kind, "job finished after its lease had passed to another worker");

@@ -91,6 +91,7 @@ pub struct AttemptRow {
     pub message: Option<String>,
     pub body: Option<String>,
     pub next_attempt_at: Option<i64>,
+    pub external_id: Option<String>,
 }
 
 /// What an attempt found out, recorded on its row.
@@ -100,6 +101,8 @@ pub struct AttemptRecord {
     pub code: Option<String>,
     pub message: Option<String>,
     pub body: Option<String>,
+    /// The other side's id for what was done: a WeChat `msgid`, an SMS `SerialNo`, an SMTP reply, a refund id.
+    pub external_id: Option<String>,
 }
 
 /// How an attempt ended.
@@ -111,6 +114,11 @@ pub enum Outcome {
         next_at: i64,
     },
     Dead,
+    /// Not attempted after all (a destination's rate limit): queued again for `until`, without using up an
+    /// attempt, and with no attempt logged.
+    Deferred {
+        until: i64,
+    },
 }
 
 impl Outcome {
@@ -119,6 +127,7 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Retry { .. } => "retry",
             Outcome::Dead => "dead",
+            Outcome::Deferred { .. } => "deferred",
         }
     }
 }
@@ -219,10 +228,39 @@ pub async fn finish(
     duration_ms: i64,
 ) -> StoreResult<bool> {
     let mut tx = store.begin().await?;
+    let held = finish_in(&mut tx, claimed, outcome, record, now, duration_ms).await?;
+    tx.commit().await?;
+    Ok(held)
+}
+
+/// [`finish`] inside the caller's transaction, so what a dead job causes (an alert) commits with it.
+pub async fn finish_in(
+    tx: &mut AnyConnection,
+    claimed: &ClaimedJob,
+    outcome: Outcome,
+    record: &AttemptRecord,
+    now: i64,
+    duration_ms: i64,
+) -> StoreResult<bool> {
+    if let Outcome::Deferred { until } = outcome {
+        let done = sqlx::query(
+            "update jobs set status = 'queued', run_at = $1, attempts = attempts - 1, locked_until = null, locked_by = null, \
+             updated_at = $2 where id = $3 and status = 'running' and locked_by = $4 and attempts = $5",
+        )
+        .bind(until)
+        .bind(now)
+        .bind(claimed.job.id)
+        .bind(&claimed.worker)
+        .bind(claimed.attempt)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("delete from job_attempts where id = $1").bind(claimed.attempt_id).execute(&mut *tx).await?;
+        return Ok(done.rows_affected() == 1);
+    }
     let (status, run_at, finished_at) = match outcome {
         Outcome::Succeeded => ("succeeded", None, Some(now)),
         Outcome::Retry { next_at } => ("queued", Some(next_at), None),
-        Outcome::Dead => ("dead", None, Some(now)),
+        Outcome::Dead | Outcome::Deferred { .. } => ("dead", None, Some(now)),
     };
     let last_error = match outcome {
         Outcome::Succeeded => None,
@@ -249,7 +287,7 @@ pub async fn finish(
     };
     sqlx::query(
         "update job_attempts set finished_at = $1, duration_ms = $2, outcome = $3, http_status = $4, \
-         code = $5, message = $6, body = $7, next_attempt_at = $8 where id = $9",
+         code = $5, message = $6, body = $7, next_attempt_at = $8, external_id = $9 where id = $10",
     )
     .bind(now)
     .bind(duration_ms)
@@ -259,10 +297,10 @@ pub async fn finish(
     .bind(record.message.as_deref())
     .bind(record.body.as_deref())
     .bind(next_attempt_at)
+    .bind(record.external_id.as_deref())
     .bind(claimed.attempt_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -342,7 +380,7 @@ pub async fn list(
 pub async fn attempts(conn: &mut AnyConnection, job_id: i64) -> StoreResult<Vec<AttemptRow>> {
     let rows = sqlx::query(
         "select id, attempt, worker, started_at, finished_at, duration_ms, outcome, http_status, code, message, body, \
-         next_attempt_at from job_attempts where job_id = $1 order by id",
+         next_attempt_at, external_id from job_attempts where job_id = $1 order by id",
     )
     .bind(job_id)
     .fetch_all(&mut *conn)
@@ -362,6 +400,7 @@ pub async fn attempts(conn: &mut AnyConnection, job_id: i64) -> StoreResult<Vec<
                 message: col(row, "message")?,
                 body: col(row, "body")?,
                 next_attempt_at: col(row, "next_attempt_at")?,
+                external_id: col(row, "external_id")?,
             })
         })
         .collect()

@@ -8,11 +8,14 @@
 
 pub mod audit;
 pub mod channels;
+pub mod deliveries;
 pub mod jobs;
 pub mod merchants;
 pub mod migrate;
+pub mod oa_tokens;
 pub mod providers;
 pub mod secrets;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 

@@ -21,6 +21,8 @@ pub struct ProviderRow {
     pub refund_notify_url: Option<String>,
     pub default_reply: String,
     pub default_auto_refund: bool,
+    /// Language of notifications: `zh-CN` or `en`.
+    pub locale: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,7 +57,7 @@ pub struct PlatformCertRow {
 
 const COLUMNS: &str = "id, name, mchid, appid, merchant_cert_serial, merchant_private_key_sealed, merchant_cert_pem, \
     wechatpay_public_key_id, wechatpay_public_key_pem, apiv3_key_sealed, refund_notify_url, default_reply, \
-    default_auto_refund, created_at, updated_at";
+    default_auto_refund, locale, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<ProviderRow> {
     Ok(ProviderRow {
@@ -72,6 +74,7 @@ fn from_row(row: &AnyRow) -> StoreResult<ProviderRow> {
         refund_notify_url: col(row, "refund_notify_url")?,
         default_reply: col(row, "default_reply")?,
         default_auto_refund: flag(row, "default_auto_refund")?,
+        locale: col(row, "locale")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -126,6 +129,12 @@ pub async fn update(conn: &mut AnyConnection, id: i64, p: &ProviderWrite<'_>, no
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound("provider"));
     }
+    Ok(())
+}
+
+/// Set the language of a provider's notifications (`zh-CN` or `en`, checked by the caller).
+pub async fn set_locale(conn: &mut AnyConnection, id: i64, locale: &str) -> StoreResult<()> {
+    sqlx::query("update providers set locale = $1 where id = $2").bind(locale).bind(id).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -32,10 +32,13 @@ macro_rules! sealed_column {
 pub const PROVIDER_PRIVATE_KEY: SealedColumn = sealed_column!("providers", "merchant_private_key_sealed");
 pub const PROVIDER_APIV3_KEY: SealedColumn = sealed_column!("providers", "apiv3_key_sealed");
 pub const CHANNEL_SECRETS: SealedColumn = sealed_column!("channels", "secrets_sealed");
+/// A cache, not a record: rotation drops these rather than re-sealing them (they are fetched again).
+pub const OA_ACCESS_TOKEN: SealedColumn = sealed_column!("oa_tokens", "access_token_sealed");
 
 pub const SEALED_COLUMNS: &[SealedColumn] = &[PROVIDER_PRIVATE_KEY, PROVIDER_APIV3_KEY, CHANNEL_SECRETS];
 
-/// Re-seal every value not under `keyring`'s current key. Run inside one transaction: all or nothing.
+/// Re-seal every value not under `keyring`'s current key, and drop cached tokens sealed under an older one. Run
+/// inside one transaction: all or nothing.
 /// Returns how many values were re-sealed.
 pub async fn reseal_all(conn: &mut AnyConnection, keyring: &Keyring) -> StoreResult<u64> {
     let mut count = 0;
@@ -57,5 +60,7 @@ pub async fn reseal_all(conn: &mut AnyConnection, keyring: &Keyring) -> StoreRes
             count += 1;
         }
     }
+    let prefix = format!("v1.{}.%", keyring.current_id());
+    sqlx::query("delete from oa_tokens where access_token_sealed not like $1").bind(prefix).execute(&mut *conn).await?;
     Ok(count)
 }

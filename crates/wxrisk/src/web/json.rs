@@ -207,3 +207,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
             .map_err(|_| ApiError::NotFound("record"))
     }
 }
+
+/// Several path segments (`/providers/{id}/templates/{kind}/{locale}`); a segment of the wrong type names no
+/// record, like [`IdPath`].
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|_| ApiError::NotFound("record"))
+    }
+}

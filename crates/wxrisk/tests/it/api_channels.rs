@@ -168,6 +168,30 @@ async fn bad_channel_input_writes_nothing() {
             json!({"provider_id": provider, "kind": "wechat_template", "settings": {"appid": "wxd678efh567hg6787", "secret": "0123456789abcdef0123456789abcdef", "template_id": "tpl", "openids": []}}),
             "settings.openids",
         ),
+        (
+            json!({"provider_id": provider, "kind": "wechat_template", "settings": {"appid": "wxd678efh567hg6787", "secret": "0123456789abcdef0123456789abcdef", "template_id": "tpl", "openids": ["oABC"]}}),
+            "settings.field_map",
+        ),
+        (
+            json!({"provider_id": provider, "kind": "wechat_template", "settings": {"appid": "wxd678efh567hg6787", "secret": "0123456789abcdef0123456789abcdef", "template_id": "tpl", "openids": ["oABC"], "field_map": {"thing1": "shoe_size"}}}),
+            "settings.field_map.thing1",
+        ),
+        (
+            json!({"provider_id": provider, "kind": "email", "settings": {"host": "smtp.example.com", "from": "a@b.cn", "to": ["a@b.cn"], "ca_pem": "not a certificate"}}),
+            "settings.ca_pem",
+        ),
+        (
+            json!({"provider_id": provider, "kind": "email", "settings": {"host": "smtp.example.com", "security": "none", "from": "a@b.cn", "to": ["a@b.cn"]}}),
+            "settings.security",
+        ),
+        (
+            json!({"provider_id": provider, "kind": "email", "settings": {"preset": "163", "username": "alerts@163.com", "password": "x", "from": "other@163.com", "to": ["a@b.cn"]}}),
+            "settings.from",
+        ),
+        (
+            json!({"provider_id": provider, "kind": "tencent_sms", "settings": {"secret_id": "AKID1", "secret_key": "k", "sdk_app_id": "1400006666", "sign_name": "腾讯云", "template_id": "1110", "phone_numbers": ["12345"]}}),
+            "settings.phone_numbers[0]",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = app.post("/api/v1/channels", &body).await;

@@ -361,6 +361,12 @@ async fn openapi_document_lists_the_api() {
         "/merchants/{id}",
         "/channels",
         "/channels/{id}",
+        "/channels/{id}/test",
+        "/deliveries",
+        "/deliveries/{id}",
+        "/deliveries/{id}/retry",
+        "/providers/{id}/templates",
+        "/providers/{id}/templates/{event_kind}/{locale}",
         "/jobs",
         "/jobs/{id}/retry",
     ] {

@@ -118,7 +118,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawn on `db`, letting the test add job handlers or change the builder.
 pub async fn spawn_app_with(db: TestDb, customise: impl FnOnce(AppBuilder) -> AppBuilder) -> TestApp {
-    let config = test_config(&db, &[]);
+    spawn_app_env(db, &[], customise).await
+}
+
+/// Spawn with extra configuration (`WXRISK_…` pairs).
+pub async fn spawn_app_env(
+    db: TestDb,
+    extra: &[(&str, &str)],
+    customise: impl FnOnce(AppBuilder) -> AppBuilder,
+) -> TestApp {
+    let config = test_config(&db, extra);
     let clock = ManualClock::starting_now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // The app's own worker stays idle (web role); tests drive jobs with `run_pending`.
@@ -274,3 +283,31 @@ pub fn with_handler(kind: &'static str, handler: impl JobHandler) -> impl FnOnce
 pub fn wxrisk_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wxrisk"))
 }
+
+/// The simulator on the test keys, for the notification services (official account, SMS, robots, webhooks).
+pub async fn start_sim() -> wxsim::Simulator {
+    let config = wxsim::SimConfig {
+        apiv3_key: Some(APIV3_KEY.into()),
+        merchant: Some((testdata("merchant_key.pem"), testdata("merchant_cert.pem"))),
+        platform: Some((testdata("other_key.pem"), testdata("platform_cert.pem"))),
+        public_key: Some(testdata("other_key.pem")),
+        ..wxsim::SimConfig::default()
+    };
+    wxsim::Simulator::start(config).await.expect("simulator starts")
+}
+
+/// Configuration pointing every notification service at the simulator.
+pub fn notify_env(sim_base: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("WXRISK_NOTIFY__WECHAT_API_BASE", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__TENCENT_SMS_ENDPOINT", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__WECOM_BASE", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__DINGTALK_BASE", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__FEISHU_BASE", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__LARK_BASE", sim_base.to_owned()),
+        ("WXRISK_NOTIFY__TIMEOUT", "5s".to_owned()),
+    ]
+}
+
+/// The simulator's control API (`/_sim`).
+pub use crate::sim_control::Control as SimControl;

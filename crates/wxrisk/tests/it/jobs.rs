@@ -52,39 +52,40 @@ impl JobHandler for Scripted {
                 self.scripts.lock().expect("lock").get_mut(&key).and_then(VecDeque::pop_front).unwrap_or(Step::Ok);
             match step {
                 Step::Ok => {
-                    Ok(AttemptRecord { http_status: Some(200), code: None, message: Some("done".into()), body: None })
+                    Ok(AttemptRecord { http_status: Some(200), message: Some("done".into()), ..Default::default() })
                 }
                 Step::Retry => Err(JobFailure::Retry {
-                    record: AttemptRecord {
+                    record: Box::new(AttemptRecord {
                         http_status: Some(500),
                         code: Some("SYSTEM_ERROR".into()),
                         message: Some("try later".into()),
                         body: Some("{\"code\":\"SYSTEM_ERROR\"}".into()),
-                    },
+                        ..Default::default()
+                    }),
                     retry_after: None,
                 }),
                 Step::RetryAfter(wait) => Err(JobFailure::Retry {
-                    record: AttemptRecord {
+                    record: Box::new(AttemptRecord {
                         http_status: Some(429),
                         code: Some("FREQUENCY_LIMITED".into()),
                         ..Default::default()
-                    },
+                    }),
                     retry_after: Some(wait),
                 }),
                 Step::Permanent => Err(JobFailure::Permanent {
-                    record: AttemptRecord {
+                    record: Box::new(AttemptRecord {
                         http_status: Some(400),
                         code: Some("PARAM_ERROR".into()),
                         ..Default::default()
-                    },
+                    }),
                 }),
                 Step::Panic => panic!("scripted panic"),
                 Step::HugeBody => Err(JobFailure::Retry {
-                    record: AttemptRecord {
+                    record: Box::new(AttemptRecord {
                         http_status: Some(502),
                         body: Some("<html>".repeat(2000)),
                         ..Default::default()
-                    },
+                    }),
                     retry_after: None,
                 }),
                 Step::Sleep(d) => {

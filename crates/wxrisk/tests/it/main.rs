@@ -2,6 +2,7 @@
 //! `WXRISK_TEST_DATABASE_URL` is set (`scripts/test` runs the suite both ways).
 
 mod api_channels;
+mod api_deliveries;
 mod api_merchants;
 mod api_providers;
 mod cli;
@@ -9,5 +10,9 @@ mod crosscheck;
 mod health;
 mod helpers;
 mod jobs;
+mod notify;
+mod notify_email;
+#[path = "../../../../testdata/sim_control.rs"]
+mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]
 mod support;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::Value;
 use wechatpay::{Apiv3Key, Client, ClientConfig, Credentials, PlatformCertificate, RsaPrivateKey, WechatPayPublicKey};
 use wxsim::keys::SignMode;
 use wxsim::{ProviderSetup, SimConfig, Simulator};
@@ -55,39 +54,7 @@ pub fn client(setup: &ProviderSetup, public_key: bool, certificate: bool) -> Cli
     Client::new(config, credentials, public, certs).expect("client")
 }
 
-/// The control API.
-pub struct Control {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Control {
-    pub fn new(sim: &Simulator) -> Self {
-        Self { base: format!("{}/_sim", sim.base_url()), http: reqwest::Client::new() }
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("control POST");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert!(status.is_success(), "control {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    pub async fn put(&self, path: &str, body: Value) -> Value {
-        let response = self.http.put(format!("{}{path}", self.base)).json(&body).send().await.expect("control PUT");
-        assert!(response.status().is_success());
-        response.json().await.expect("json")
-    }
-
-    pub async fn get(&self, path: &str) -> Value {
-        self.http.get(format!("{}{path}", self.base)).send().await.expect("control GET").json().await.expect("json")
-    }
-
-    pub async fn complaint(&self, body: Value) -> String {
-        self.post("/complaints", body).await["complaint_id"].as_str().expect("id").to_owned()
-    }
-}
+pub use crate::sim_control::Control;
 
 /// A callback receiver: records what arrives and answers scripted statuses (204 when the script is empty).
 #[derive(Clone, Default)]

@@ -4,6 +4,8 @@
 mod channels;
 mod crosscheck;
 mod helpers;
+#[path = "../../../../testdata/sim_control.rs"]
+mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]
 mod support;
 mod wechatpay_api;

@@ -335,3 +335,31 @@ pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdP
     commit_audited(tx, now, &actor, "channel.delete", ("channel", id), serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Send a sample message through the channel now (not through the queue, not rate limited) and report the
+/// service's answer verbatim, so a wrong authorization code or template id shows at once.
+#[utoipa::path(post, path = "/channels/{id}/test", tag = "channels", params(("id" = i64, Path)),
+    responses((status = 200, body = crate::notify::TestSendOut), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn test(
+    State(state): State<AppState>,
+    actor: Actor,
+    IdPath(id): IdPath,
+) -> Result<Json<crate::notify::TestSendOut>, ApiError> {
+    let (row, out) = test_channel(&state, id).await?;
+    let now = state.now_ms();
+    let tx = state.store().begin().await?;
+    let detail = serde_json::json!({"kind": row.kind, "ok": out.ok, "code": out.code});
+    commit_audited(tx, now, &actor, "channel.test", ("channel", id), detail).await?;
+    Ok(Json(out))
+}
+
+/// Shared by the API and `wxrisk channel test`.
+pub async fn test_channel(state: &AppState, id: i64) -> Result<(ChannelRow, crate::notify::TestSendOut), ApiError> {
+    let row = {
+        let mut conn = state.store().conn().await?;
+        channels::get(&mut conn, id).await?.ok_or(ApiError::NotFound("channel"))?
+    };
+    let out = crate::notify::test_send(state, &row).await.map_err(|e| ApiError::invalid("channel", e))?;
+    Ok((row, out))
+}

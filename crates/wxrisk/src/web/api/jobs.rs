@@ -53,6 +53,8 @@ pub struct AttemptOut {
     /// The answer's body, truncated.
     pub body: Option<String>,
     pub next_attempt_at: Option<String>,
+    /// The other side's id for what was done (msgid, SerialNo, SMTP reply, refund id).
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -98,6 +100,7 @@ pub fn to_out(row: JobRow, attempt_log: Option<Vec<AttemptRow>>) -> JobOut {
                     message: a.message,
                     body: a.body,
                     next_attempt_at: a.next_attempt_at.map(format_shanghai),
+                    external_id: a.external_id,
                 })
                 .collect()
         }),

@@ -1,9 +1,11 @@
 //! The JSON API, version 1, and its OpenAPI document (`/api/v1/openapi.json`).
 
 pub mod channels;
+pub mod deliveries;
 pub mod jobs;
 pub mod merchants;
 pub mod providers;
+pub mod templates;
 
 use axum::Json;
 use axum::Router;
@@ -23,7 +25,9 @@ use crate::store::{Tx, audit};
     paths(
         providers::create, providers::list, providers::get, providers::update, providers::delete,
         merchants::create, merchants::list, merchants::get, merchants::update, merchants::delete,
-        channels::create, channels::list, channels::get, channels::update, channels::delete,
+        channels::create, channels::list, channels::get, channels::update, channels::delete, channels::test,
+        deliveries::list, deliveries::get, deliveries::retry,
+        templates::list, templates::get, templates::put, templates::delete,
         jobs::list, jobs::get, jobs::retry,
     ),
     components(schemas(crate::error::ErrorBody, crate::domain::channel::ChannelKind)),
@@ -57,6 +61,15 @@ pub fn router() -> Router<AppState> {
         .route("/merchants/{id}", get(merchants::get).patch(merchants::update).delete(merchants::delete))
         .route("/channels", get(channels::list).post(channels::create))
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
+        .route("/channels/{id}/test", axum::routing::post(channels::test))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::get))
+        .route("/deliveries/{id}/retry", axum::routing::post(deliveries::retry))
+        .route("/providers/{id}/templates", get(templates::list))
+        .route(
+            "/providers/{id}/templates/{event_kind}/{locale}",
+            get(templates::get).put(templates::put).delete(templates::delete),
+        )
         .route("/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/retry", axum::routing::post(jobs::retry))

@@ -52,6 +52,8 @@ pub struct ProviderIn {
     /// Auto-refund for complaints against sub-merchants that are not configured.
     #[serde(default)]
     pub default_auto_refund: bool,
+    /// Language of notifications: `zh-CN` (default) or `en`.
+    pub locale: Option<String>,
 }
 
 /// Every field optional; `null` clears an optional field.
@@ -100,6 +102,9 @@ pub struct ProviderPatch {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     pub default_auto_refund: Patch<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub locale: Patch<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -136,6 +141,8 @@ pub struct ProviderOut {
     pub effective_refund_notify_url: Option<String>,
     pub default_reply: String,
     pub default_auto_refund: bool,
+    /// Language of notifications: `zh-CN` or `en`.
+    pub locale: String,
     /// Names of the write-only fields that hold a value.
     pub secrets_set: Vec<String>,
     /// What to register at WeChat Pay (needs `WXRISK_PUBLIC_URL`).
@@ -176,6 +183,7 @@ fn to_out(state: &AppState, row: ProviderRow, certs: Vec<PlatformCertRow>) -> Pr
         effective_refund_notify_url,
         default_reply: row.default_reply,
         default_auto_refund: row.default_auto_refund,
+        locale: row.locale,
         secrets_set: vec!["merchant_private_key_pem".to_owned(), "apiv3_key".to_owned()],
         callback_urls,
         created_at: format_shanghai(row.created_at),
@@ -221,6 +229,7 @@ pub async fn create(
     ApiJson(input): ApiJson<ProviderIn>,
 ) -> Result<(StatusCode, Json<ProviderOut>), ApiError> {
     let now = state.now_ms();
+    let locale = parse_locale(input.locale.as_deref().unwrap_or("zh-CN"))?;
     let valid = ProviderDraft {
         name: input.name,
         mchid: input.mchid,
@@ -246,6 +255,7 @@ pub async fn create(
     let mut tx = state.store().begin().await?;
     let id = providers::insert(&mut tx, &write_of(&valid, &sealed), now).await.map_err(mchid_conflict)?;
     providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
+    providers::set_locale(&mut tx, id, locale.as_str()).await?;
     commit_audited(
         tx,
         now,
@@ -256,6 +266,11 @@ pub async fn create(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+}
+
+fn parse_locale(text: &str) -> Result<crate::notify::Locale, ApiError> {
+    crate::notify::Locale::parse_strict(text)
+        .ok_or_else(|| ApiError::invalid("locale", format!("`{text}` is not one of zh-CN, en")))
 }
 
 /// `mchid` is the providers table's only unique column.
@@ -308,6 +323,11 @@ pub async fn update(
     let mut tx = state.store().begin().await?;
     let current = providers::get(&mut tx, id).await?.ok_or(ApiError::NotFound("provider"))?;
     let changed = changed_fields(&patch);
+    let locale = match &patch.locale {
+        Patch::Missing => None,
+        Patch::Null => Some(crate::notify::Locale::Zh),
+        Patch::Value(text) => Some(parse_locale(text)?),
+    };
     let private_key_changed = !patch.merchant_private_key_pem.is_missing();
     let apiv3_changed = !patch.apiv3_key.is_missing();
     let private_key = match patch.merchant_private_key_pem {
@@ -360,6 +380,9 @@ pub async fn update(
     if platform_touched {
         providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
     }
+    if let Some(locale) = locale {
+        providers::set_locale(&mut tx, id, locale.as_str()).await?;
+    }
     commit_audited(tx, now, &actor, "provider.update", ("provider", id), serde_json::json!({"fields": changed}))
         .await?;
     Ok(Json(load_out(&state, id).await?))
@@ -367,7 +390,7 @@ pub async fn update(
 
 /// Names of the fields a patch sets (values stay out of the audit log).
 fn changed_fields(patch: &ProviderPatch) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 14] = [
+    let fields: [(&'static str, bool); 15] = [
         ("name", patch.name.is_missing()),
         ("mchid", patch.mchid.is_missing()),
         ("appid", patch.appid.is_missing()),
@@ -382,6 +405,7 @@ fn changed_fields(patch: &ProviderPatch) -> Vec<&'static str> {
         ("refund_notify_url", patch.refund_notify_url.is_missing()),
         ("default_reply", patch.default_reply.is_missing()),
         ("default_auto_refund", patch.default_auto_refund.is_missing()),
+        ("locale", patch.locale.is_missing()),
     ];
     fields.into_iter().filter(|(_, missing)| !missing).map(|(name, _)| name).collect()
 }

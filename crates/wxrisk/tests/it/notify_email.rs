@@ -1,0 +1,235 @@
+//! Email against a real SMTP server process (aiosmtpd, `smtp_server.py`): implicit TLS with a test CA, STARTTLS,
+//! a wrong authorization code (535, permanent), and a server that stays down for the whole retry schedule while
+//! the same event's other deliveries go out.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wxrisk::notify::EventKind;
+
+use crate::helpers::*;
+use crate::notify::{app_with_sim, channel, delivery, delivery_on, notify};
+use crate::support::python;
+
+const USER: &str = "alerts@163.com";
+const AUTH_CODE: &str = "AUTHCODE1234ABCD";
+
+/// An SMTP server child process; killed (its stdin closed) when dropped.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    fn start(security: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("mail.jsonl");
+        let testdata = format!("{}/../../testdata", env!("CARGO_MANIFEST_DIR"));
+        let mut command = Command::new(python());
+        command
+            .arg(format!("{}/tests/it/smtp_server.py", env!("CARGO_MANIFEST_DIR")))
+            .arg("--out")
+            .arg(&out)
+            .args(["--security", security, "--user", USER, "--password", AUTH_CODE])
+            .args(["--cert", &format!("{testdata}/tls_localhost_cert.pem")])
+            .args(["--key", &format!("{testdata}/tls_localhost_key.pem")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("python starts the SMTP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("READY line");
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP server did not start: {line:?}"));
+        Self { child, port, out, _dir: dir }
+    }
+
+    fn mails(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    }
+
+    fn settings(&self, security: &str, password: &str) -> Value {
+        json!({"host": "localhost", "port": self.port, "security": security, "username": USER, "password": password,
+               "from": USER, "to": ["ops@example.com", "boss@example.com"], "ca_pem": testdata("tls_ca.pem")})
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        if self.child.wait_timeout_ms(3000).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+trait WaitTimeout {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus>;
+}
+
+impl WaitTimeout for Child {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+#[tokio::test]
+async fn mail_goes_out_over_implicit_tls_as_multipart_text_and_html() {
+    let server = SmtpServer::start("tls");
+    let (app, sim, _control) = app_with_sim().await;
+    let provider_id = app.create_provider("1900000100").await;
+    let email = channel(&app, json!({"provider_id": provider_id}), "email", server.settings("tls", AUTH_CODE)).await;
+    let (_, shown) = app.get(&format!("/api/v1/channels/{email}")).await;
+    assert!(shown["settings"].get("password").is_none(), "write-only: {shown}");
+    assert_eq!(shown["secrets_set"], json!(["password"]));
+
+    let ids = notify(&app, provider_id, EventKind::ComplaintCreated, "complaint:C9:n1", None).await;
+    app.worker().run_pending().await.expect("run");
+    let d = delivery(&app, ids[0]).await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    assert_eq!(d["last_code"], "250");
+    assert!(d["external_id"].as_str().is_some_and(|r| r.contains("queued as")), "the SMTP reply is kept: {d}");
+
+    let mails = server.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail["tls"], true);
+    assert_eq!(mail["login"], USER);
+    assert_eq!(mail["mail_from"], USER);
+    assert_eq!(mail["rcpt_tos"], json!(["ops@example.com", "boss@example.com"]));
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    assert!(
+        mail["subject"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("【新投诉】") && s.contains("200201820261127000000000001")),
+        "{mail}"
+    );
+    let text = mail["text"].as_str().expect("text part");
+    assert!(
+        text.contains("订单金额：¥9.90") && text.contains("https://risk.example.com/console/complaints/"),
+        "{text}"
+    );
+    let html = mail["html"].as_str().expect("html part");
+    assert!(html.contains("<table") && html.contains("¥9.90"), "{html}");
+    let message_id = mail["message_id"].as_str().expect("Message-ID");
+    assert!(message_id.starts_with('<') && message_id.ends_with("@wxrisk>"), "{message_id}");
+
+    // A retry of the same delivery carries the same Message-ID; another event gets another.
+    let again = notify(&app, provider_id, EventKind::ComplaintContinued, "complaint:C9:n2", None).await;
+    app.worker().run_pending().await.expect("run");
+    assert_eq!(delivery(&app, again[0]).await["status"], "succeeded");
+    let mails = server.mails();
+    assert_ne!(mails[1]["message_id"], mails[0]["message_id"]);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_works_and_a_wrong_authorization_code_is_permanent() {
+    let server = SmtpServer::start("starttls");
+    let (app, sim, _control) = app_with_sim().await;
+    let provider_id = app.create_provider("1900000100").await;
+    let owner = json!({"provider_id": provider_id});
+    let good = channel(&app, owner.clone(), "email", server.settings("starttls", AUTH_CODE)).await;
+    let wrong = channel(&app, owner.clone(), "email", server.settings("starttls", "not-the-code")).await;
+
+    // Test-send: the server's words, verbatim.
+    let (status, ok) = app.post(&format!("/api/v1/channels/{good}/test"), &json!({})).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["code"], "250");
+    let (_, refused) = app.post(&format!("/api/v1/channels/{wrong}/test"), &json!({})).await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["code"], "535");
+    assert_eq!(refused["transient"], false);
+    assert!(refused["answer"].as_str().is_some_and(|a| a.contains("Authentication credentials invalid")), "{refused}");
+    let test_mail = &server.mails()[0];
+    assert_eq!(test_mail["tls"], true, "upgraded before AUTH");
+
+    let ids = notify(&app, provider_id, EventKind::SlaOverdue, "complaint:C1:sla", None).await;
+    assert_eq!(ids.len(), 2);
+    app.worker().run_pending().await.expect("run");
+    assert_eq!(delivery_on(&app, &ids, good).await["status"], "succeeded");
+    let refused = delivery_on(&app, &ids, wrong).await;
+    assert_eq!(refused["status"], "dead", "535 is not retried: {refused}");
+    assert_eq!(refused["last_code"], "535");
+    assert_eq!(refused["attempts"], 1);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_mail_server_down_for_the_whole_schedule_ends_dead_without_holding_up_the_rest() {
+    let server = SmtpServer::start("tls");
+    let settings = server.settings("tls", AUTH_CODE);
+    // Nothing listens there any more.
+    drop(server);
+    let (app, sim, control) = app_with_sim().await;
+    control.post("/robots", json!({"kind": "wecom", "token": "wecom-key"})).await;
+    let provider_id = app.create_provider("1900000100").await;
+    let owner = json!({"provider_id": provider_id});
+    let email = channel(&app, owner.clone(), "email", settings).await;
+    let robot = channel(&app, owner.clone(), "wecom_robot", json!({"webhook_key": "wecom-key"})).await;
+
+    let ids = notify(&app, provider_id, EventKind::ViolationPunish, "violation:R1", Some("1900000109")).await;
+    assert_eq!(ids.len(), 2);
+    app.worker().run_pending().await.expect("run");
+    assert_eq!(
+        delivery_on(&app, &ids, robot).await["status"],
+        "succeeded",
+        "the robot did not wait for the mail server"
+    );
+    assert_eq!(delivery_on(&app, &ids, email).await["status"], "queued");
+
+    // The test schedule is 10s, 1m, 5m: four attempts, then dead.
+    for wait in [11, 61, 301] {
+        app.advance(Duration::from_secs(wait));
+        app.worker().run_pending().await.expect("run");
+    }
+    let dead = delivery_on(&app, &ids, email).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert_eq!(dead["attempts"], 4);
+    let log = dead["attempt_log"].as_array().expect("log");
+    assert!(log.iter().all(|a| a["outcome"] != "succeeded"));
+    assert!(dead["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{dead}");
+
+    let (status, listed) = app.get(&format!("/api/v1/deliveries?status=dead&channel_id={email}")).await;
+    assert_eq!(status, 200, "{listed}");
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], dead["id"]);
+    assert_eq!(items[0]["event_kind"], "violation_punish");
+
+    // The mail server is back: retry by hand.
+    let server = SmtpServer::start("tls");
+    let (status, body) =
+        app.patch(&format!("/api/v1/channels/{email}"), &json!({"settings": {"port": server.port}})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, retried) = app.post(&format!("/api/v1/deliveries/{}/retry", dead["id"]), &json!({})).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "queued");
+    app.worker().run_pending().await.expect("run");
+    assert_eq!(delivery_on(&app, &ids, email).await["status"], "succeeded");
+    assert_eq!(server.mails().len(), 1);
+    let (status, _) = app.post(&format!("/api/v1/deliveries/{}/retry", dead["id"]), &json!({})).await;
+    assert_eq!(status, 409, "a delivered message is not sent again by a retry");
+    sim.stop().await;
+}
