@@ -62,6 +62,21 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
     pub notify: NotifyConfig,
+    pub complaints: ComplaintsConfig,
+}
+
+/// Complaint intake, reconciliation and deadlines.
+#[derive(Debug, Clone)]
+pub struct ComplaintsConfig {
+    /// `""` or a path prefix such as `/prod-wxservicerisk-api` (no trailing slash).
+    pub legacy_prefix: String,
+    pub callback_max_body_bytes: usize,
+    pub rejection_log_size: i64,
+    pub reconcile_interval: Duration,
+    pub reconcile_backfill_days: i64,
+    pub reply_deadline: Duration,
+    pub resolve_deadline: Duration,
+    pub due_soon: Duration,
 }
 
 /// Where the notification channels' services are.
@@ -128,6 +143,20 @@ struct RawConfig {
     database: RawDatabase,
     jobs: RawJobs,
     notify: RawNotify,
+    complaints: RawComplaints,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComplaints {
+    legacy_prefix: String,
+    callback_max_body_bytes: u64,
+    rejection_log_size: i64,
+    reconcile_interval: String,
+    reconcile_backfill_days: i64,
+    reply_deadline: String,
+    resolve_deadline: String,
+    due_soon: String,
 }
 
 #[derive(Deserialize)]
@@ -233,7 +262,10 @@ impl Config {
              [jobs]\nconcurrency = {conc}\npoll_interval = \"{poll}\"\nlease = \"{lease}\"\ntimeout = \"{timeout}\"\n\
              retry_schedule = [{sched}]\nretry_jitter = {jitter}\n\n\
              [notify]\nwechat_api_base = \"{oa}\"\ntencent_sms_endpoint = \"{sms}\"\nwecom_base = \"{wecom}\"\n\
-             dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n",
+             dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n\n\
+             [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
+             reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
+             resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -268,6 +300,14 @@ impl Config {
             feishu = self.notify.feishu_base.as_str().trim_end_matches('/'),
             lark = self.notify.lark_base.as_str().trim_end_matches('/'),
             ntimeout = format_duration(self.notify.timeout),
+            prefix = self.complaints.legacy_prefix,
+            cbody = self.complaints.callback_max_body_bytes,
+            rlog = self.complaints.rejection_log_size,
+            rint = format_duration(self.complaints.reconcile_interval),
+            rback = self.complaints.reconcile_backfill_days,
+            rdl = format_duration(self.complaints.reply_deadline),
+            sdl = format_duration(self.complaints.resolve_deadline),
+            dsoon = format_duration(self.complaints.due_soon),
         )
     }
 
@@ -386,6 +426,7 @@ impl RawConfig {
         if notify.timeout.is_zero() {
             return Err(ConfigError::invalid("notify.timeout", "must be more than zero"));
         }
+        let complaints = self.complaints.validate(&duration)?;
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -399,7 +440,55 @@ impl RawConfig {
             database,
             jobs,
             notify,
+            complaints,
         })
+    }
+}
+
+impl RawComplaints {
+    fn validate(
+        self,
+        duration: &dyn Fn(&str, &str) -> Result<Duration, ConfigError>,
+    ) -> Result<ComplaintsConfig, ConfigError> {
+        let prefix = self.legacy_prefix.trim().trim_end_matches('/').to_owned();
+        if !prefix.is_empty()
+            && (!prefix.starts_with('/') || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b)))
+        {
+            return Err(ConfigError::invalid(
+                "complaints.legacy_prefix",
+                "must be empty or a path like /prod-wxservicerisk-api",
+            ));
+        }
+        if !(1024..=1_048_576).contains(&self.callback_max_body_bytes) {
+            return Err(ConfigError::invalid("complaints.callback_max_body_bytes", "must be 1024 to 1048576"));
+        }
+        if !(10..=1_000_000).contains(&self.rejection_log_size) {
+            return Err(ConfigError::invalid("complaints.rejection_log_size", "must be 10 to 1000000"));
+        }
+        // WeChat's list covers at most 30 days per query; a longer backfill is walked in 30-day windows.
+        if !(1..=365).contains(&self.reconcile_backfill_days) {
+            return Err(ConfigError::invalid("complaints.reconcile_backfill_days", "must be 1 to 365"));
+        }
+        let config = ComplaintsConfig {
+            legacy_prefix: prefix,
+            callback_max_body_bytes: usize::try_from(self.callback_max_body_bytes).unwrap_or(65536),
+            rejection_log_size: self.rejection_log_size,
+            reconcile_interval: duration("complaints.reconcile_interval", &self.reconcile_interval)?,
+            reconcile_backfill_days: self.reconcile_backfill_days,
+            reply_deadline: duration("complaints.reply_deadline", &self.reply_deadline)?,
+            resolve_deadline: duration("complaints.resolve_deadline", &self.resolve_deadline)?,
+            due_soon: duration("complaints.due_soon", &self.due_soon)?,
+        };
+        if config.reconcile_interval < Duration::from_secs(60) {
+            return Err(ConfigError::invalid("complaints.reconcile_interval", "must be at least 1m"));
+        }
+        if config.reply_deadline.is_zero() || config.resolve_deadline.is_zero() {
+            return Err(ConfigError::invalid("complaints.reply_deadline", "deadlines must be more than zero"));
+        }
+        if config.due_soon >= config.reply_deadline {
+            return Err(ConfigError::invalid("complaints.due_soon", "must be shorter than complaints.reply_deadline"));
+        }
+        Ok(config)
     }
 }
 

@@ -22,6 +22,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, field: Option<String>, message: String },
     #[error("{message}")]
     Conflict { field: Option<String>, message: String },
+    /// Understood but refused: an idempotency key reused for another request.
+    #[error("{message}")]
+    Unprocessable { field: Option<String>, message: String },
     #[error("requests must be sent as application/json")]
     UnsupportedMediaType,
     #[error("the request body is larger than this server accepts")]
@@ -33,7 +36,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_FIELD`, `UNKNOWN_FIELD`, `MISSING_FIELD`, `MALFORMED_JSON`, `NOT_FOUND`,
-    /// `CONFLICT`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
+    /// `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`settings.to[1]`), when there is one.
@@ -61,6 +64,9 @@ impl ApiError {
             ApiError::Invalid(e) => (StatusCode::BAD_REQUEST, "INVALID_FIELD", Some(e.field.clone())),
             ApiError::BadRequest { code, field, .. } => (StatusCode::BAD_REQUEST, code, field.clone()),
             ApiError::Conflict { field, .. } => (StatusCode::CONFLICT, "CONFLICT", field.clone()),
+            ApiError::Unprocessable { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", field.clone())
+            }
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None),

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod intake;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
@@ -17,6 +18,8 @@ pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod web;
+pub mod wechat;
+pub mod workflow;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +114,7 @@ impl AppBuilder {
 fn default_jobs() -> JobRegistry {
     let mut registry = JobRegistry::default();
     registry.register(notify::JOB_KIND, notify::handler::NotifyHandler);
+    workflow::register(&mut registry);
     registry
 }
 
@@ -186,6 +190,11 @@ impl App {
             let token = self.shutdown.clone();
             tasks.spawn(async move {
                 worker.run(token).await;
+                Ok(())
+            });
+            let (state, token) = (self.state.clone(), self.shutdown.clone());
+            tasks.spawn(async move {
+                workflow::reconcile::run_scheduler(state, token).await;
                 Ok(())
             });
         }

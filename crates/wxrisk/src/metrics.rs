@@ -14,6 +14,12 @@ const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     ("wxrisk_jobs_finished_total", "counter", "Job attempts finished, by kind and outcome"),
     ("wxrisk_job_attempt_duration_seconds", "histogram", "Time one job attempt took, by kind"),
     ("wxrisk_jobs", "gauge", "Jobs in the database, by status"),
+    (
+        "wxrisk_callbacks_total",
+        "counter",
+        "Callbacks from WeChat Pay, by kind and outcome (accepted, duplicate, refused, unavailable)",
+    ),
+    ("wxrisk_callback_rejections_total", "counter", "Callbacks refused, by reason"),
     ("wxrisk_database_up", "gauge", "1 when the database answered the scrape's query"),
 ];
 

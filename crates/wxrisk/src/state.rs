@@ -10,6 +10,7 @@ use crate::jobs::JobRegistry;
 use crate::metrics::Metrics;
 use crate::secrets::Keyring;
 use crate::store::Store;
+use crate::wechat::WechatClients;
 
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
@@ -24,6 +25,28 @@ struct Inner {
     job_registry: JobRegistry,
     job_wakeup: Arc<Notify>,
     http: reqwest::Client,
+    wechat: WechatClients,
+    rejections: RejectionBudget,
+}
+
+/// Refused callbacks written to the rejection log per second at most: a flood of forgeries must not become a
+/// flood of database writes (every refusal is still counted in the metrics).
+#[derive(Debug, Default)]
+pub struct RejectionBudget(std::sync::Mutex<(i64, u32)>);
+
+impl RejectionBudget {
+    pub const PER_SECOND: u32 = 20;
+
+    /// Whether one more rejection may be logged in the second `now_ms` falls in.
+    pub fn take(&self, now_ms: i64) -> bool {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let second = now_ms.div_euclid(1000);
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= Self::PER_SECOND
+    }
 }
 
 impl AppState {
@@ -45,7 +68,18 @@ impl AppState {
             job_registry,
             job_wakeup: Arc::new(Notify::new()),
             http,
+            wechat: WechatClients::default(),
+            rejections: RejectionBudget::default(),
         }))
+    }
+
+    /// WeChat Pay clients, one per provider.
+    pub fn wechat(&self) -> &WechatClients {
+        &self.0.wechat
+    }
+
+    pub fn rejection_budget(&self) -> &RejectionBudget {
+        &self.0.rejections
     }
 
     pub fn config(&self) -> &Config {

@@ -52,6 +52,9 @@ pub enum FaultAction {
     Latency { ms: u64 },
     /// Send headers, then break the connection before the body.
     Drop,
+    /// Do what was asked, then break the connection before the answer's body: the caller cannot tell whether it
+    /// happened (a refund made while the caller's process died, a lost answer).
+    LoseAnswer,
     /// Answer normally, with a `WECHATPAY/SIGNTEST/` signature (WeChat Pay only).
     Probe,
 }
@@ -117,6 +120,11 @@ pub async fn inject(State(sim): State<Arc<Sim>>, mut request: Request, next: Nex
             let mut response = Response::new(Body::new(BrokenBody));
             response.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
             response
+        }
+        Some(FaultAction::LoseAnswer) => {
+            let done = next.run(request).await;
+            let (parts, _) = done.into_parts();
+            Response::from_parts(parts, Body::new(BrokenBody))
         }
         Some(FaultAction::Latency { ms }) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -22,6 +22,8 @@ pub enum EventKind {
     ComplaintContinued,
     ComplaintUserReplied,
     ComplaintPlatformInvolved,
+    /// A complaint event of a kind WeChat added after this version (an unknown `action_type`).
+    ComplaintChanged,
     RefundSucceeded,
     RefundFailed,
     SlaDueSoon,
@@ -33,11 +35,12 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::ComplaintCreated,
         EventKind::ComplaintContinued,
         EventKind::ComplaintUserReplied,
         EventKind::ComplaintPlatformInvolved,
+        EventKind::ComplaintChanged,
         EventKind::RefundSucceeded,
         EventKind::RefundFailed,
         EventKind::SlaDueSoon,
@@ -54,6 +57,7 @@ impl EventKind {
             EventKind::ComplaintContinued => "complaint_continued",
             EventKind::ComplaintUserReplied => "complaint_user_replied",
             EventKind::ComplaintPlatformInvolved => "complaint_platform_involved",
+            EventKind::ComplaintChanged => "complaint_changed",
             EventKind::RefundSucceeded => "refund_succeeded",
             EventKind::RefundFailed => "refund_failed",
             EventKind::SlaDueSoon => "sla_due_soon",
@@ -88,6 +92,7 @@ impl EventKind {
             EventKind::ComplaintContinued => ("用户继续投诉", "Complaint continued"),
             EventKind::ComplaintUserReplied => ("用户回复", "Customer replied"),
             EventKind::ComplaintPlatformInvolved => ("平台介入", "WeChat Pay involved"),
+            EventKind::ComplaintChanged => ("投诉有新动态", "Complaint updated"),
             EventKind::RefundSucceeded => ("退款成功", "Refund succeeded"),
             EventKind::RefundFailed => ("退款失败", "Refund failed"),
             EventKind::SlaDueSoon => ("投诉即将超时", "Complaint due soon"),

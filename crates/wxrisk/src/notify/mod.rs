@@ -179,6 +179,10 @@ pub async fn alert_dead_job(
     if job.kind == JOB_KIND {
         return Ok(());
     }
+    // Kinds with an alert of their own (a refund that cannot be made is a refund failure).
+    if crate::workflow::effects::on_dead(conn, state, job).await? {
+        return Ok(());
+    }
     let error =
         [record.code.as_deref(), record.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": ");
     let event = NotificationEvent {

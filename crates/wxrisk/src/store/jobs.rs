@@ -377,6 +377,26 @@ pub async fn list(
     rows.iter().map(from_row).collect()
 }
 
+pub async fn find_by_dedupe_key(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<Option<JobRow>> {
+    let sql = format!("select {COLUMNS} from jobs where dedupe_key = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dedupe_key).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A provider's jobs whose payload mentions `needle` (a complaint id: its sync, reply, refunds …), oldest first.
+pub async fn mentioning(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    needle: &str,
+    limit: i64,
+) -> StoreResult<Vec<JobRow>> {
+    let pattern = format!("%{}%", needle.replace(['%', '_', '\\'], ""));
+    let sql = format!("select {COLUMNS} from jobs where provider_id = $1 and payload like $2 order by id limit $3");
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id).bind(pattern).bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn attempts(conn: &mut AnyConnection, job_id: i64) -> StoreResult<Vec<AttemptRow>> {
     let rows = sqlx::query(
         "select id, attempt, worker, started_at, finished_at, duration_ms, outcome, http_status, code, message, body, \

@@ -33,7 +33,8 @@ macro_rules! migration {
     };
 }
 
-pub static MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation"), migration!(2, "0002_notifications")];
+pub static MIGRATIONS: &[Migration] =
+    &[migration!(1, "0001_foundation"), migration!(2, "0002_notifications"), migration!(3, "0003_complaints")];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.
 const PG_MIGRATION_LOCK: i64 = 0x7778_7269_736b;

@@ -8,12 +8,16 @@
 
 pub mod audit;
 pub mod channels;
+pub mod complaints;
 pub mod deliveries;
+pub mod idempotency;
+pub mod inbound;
 pub mod jobs;
 pub mod merchants;
 pub mod migrate;
 pub mod oa_tokens;
 pub mod providers;
+pub mod refunds;
 pub mod secrets;
 pub mod templates;
 pub mod tokens;

@@ -138,6 +138,18 @@ pub async fn set_locale(conn: &mut AnyConnection, id: i64, locale: &str) -> Stor
     Ok(())
 }
 
+/// When the provider was last changed; `None` when it does not exist.
+pub async fn updated_at(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<i64>> {
+    let row = sqlx::query("select updated_at from providers where id = $1").bind(id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(|r| col(r, "updated_at")).transpose()
+}
+
+/// Every provider's id, in order.
+pub async fn ids(conn: &mut AnyConnection) -> StoreResult<Vec<i64>> {
+    let rows = sqlx::query("select id from providers order by id").fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| col(r, "id")).collect()
+}
+
 pub async fn get(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<ProviderRow>> {
     let sql = format!("select {COLUMNS} from providers where id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *conn).await?;

@@ -32,10 +32,12 @@ macro_rules! sealed_column {
 pub const PROVIDER_PRIVATE_KEY: SealedColumn = sealed_column!("providers", "merchant_private_key_sealed");
 pub const PROVIDER_APIV3_KEY: SealedColumn = sealed_column!("providers", "apiv3_key_sealed");
 pub const CHANNEL_SECRETS: SealedColumn = sealed_column!("channels", "secrets_sealed");
+/// The complainant's phone number (WeChat sends it encrypted for the provider; we keep it sealed for ours).
+pub const PAYER_PHONE: SealedColumn = sealed_column!("complaints", "payer_phone_sealed");
 /// A cache, not a record: rotation drops these rather than re-sealing them (they are fetched again).
 pub const OA_ACCESS_TOKEN: SealedColumn = sealed_column!("oa_tokens", "access_token_sealed");
 
-pub const SEALED_COLUMNS: &[SealedColumn] = &[PROVIDER_PRIVATE_KEY, PROVIDER_APIV3_KEY, CHANNEL_SECRETS];
+pub const SEALED_COLUMNS: &[SealedColumn] = &[PROVIDER_PRIVATE_KEY, PROVIDER_APIV3_KEY, CHANNEL_SECRETS, PAYER_PHONE];
 
 /// Re-seal every value not under `keyring`'s current key, and drop cached tokens sealed under an older one. Run
 /// inside one transaction: all or nothing.

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .nest("/api/v1", api::router())
+        .merge(crate::intake::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))

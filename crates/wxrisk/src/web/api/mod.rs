@@ -1,10 +1,12 @@
 //! The JSON API, version 1, and its OpenAPI document (`/api/v1/openapi.json`).
 
 pub mod channels;
+pub mod complaints;
 pub mod deliveries;
 pub mod jobs;
 pub mod merchants;
 pub mod providers;
+pub mod rejections;
 pub mod templates;
 
 use axum::Json;
@@ -27,6 +29,8 @@ use crate::store::{Tx, audit};
         merchants::create, merchants::list, merchants::get, merchants::update, merchants::delete,
         channels::create, channels::list, channels::get, channels::update, channels::delete, channels::test,
         deliveries::list, deliveries::get, deliveries::retry,
+        complaints::list, complaints::get, complaints::reply, complaints::refund, complaints::complete,
+        complaints::refund_progress, rejections::list,
         templates::list, templates::get, templates::put, templates::delete,
         jobs::list, jobs::get, jobs::retry,
     ),
@@ -62,6 +66,13 @@ pub fn router() -> Router<AppState> {
         .route("/channels", get(channels::list).post(channels::create))
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/channels/{id}/test", axum::routing::post(channels::test))
+        .route("/complaints", get(complaints::list))
+        .route("/complaints/{complaint_id}", get(complaints::get))
+        .route("/complaints/{complaint_id}/reply", axum::routing::post(complaints::reply))
+        .route("/complaints/{complaint_id}/refund", axum::routing::post(complaints::refund))
+        .route("/complaints/{complaint_id}/complete", axum::routing::post(complaints::complete))
+        .route("/complaints/{complaint_id}/refund-progress", axum::routing::post(complaints::refund_progress))
+        .route("/callback-rejections", get(rejections::list))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::get))
         .route("/deliveries/{id}/retry", axum::routing::post(deliveries::retry))

@@ -1,0 +1,386 @@
+//! Callback endpoints: where WeChat Pay delivers complaint and refund notifications.
+//!
+//! Contract (DESIGN.md "Intake does four things only"): read the raw body (at most
+//! `complaints.callback_max_body_bytes`), verify its signature over those exact bytes (timestamp window, known
+//! certificate serial or public key id), decrypt it, and in one transaction record the notification keyed by
+//! WeChat's `id` (`on conflict do nothing`) together with the job that will act on it; answer `204` — also for a
+//! redelivery, which records and enqueues nothing. No outside call is made in the request: an unknown certificate
+//! serial is refused (WeChat retries) while a certificate download starts in the background. A refused callback
+//! is answered 4xx with `{"code":"FAIL","message"}`, stored nowhere as work, counted in
+//! `wxrisk_callback_rejections_total{reason}` and written to the capped rejection log (at most
+//! [`RejectionBudget::PER_SECOND`](crate::state::RejectionBudget) a second).
+//!
+//! Paths: `/callbacks/{provider_id}/complaints`, `/callbacks/{provider_id}/refunds`, and the complaint path of the
+//! system wxrisk replaces, [`LEGACY_COMPLAINTS`] (also under `complaints.legacy_prefix`), which names no provider:
+//! the provider is the one whose keys verify the signature and whose APIv3 key decrypts the resource.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+use wechatpay::callback::CallbackError;
+use wechatpay::{Client, Event, Notification, Verified, VerifyError};
+
+use crate::state::AppState;
+use crate::store::inbound::{self, NewInbound, Rejection};
+use crate::store::jobs::{self, NewJob};
+use crate::store::{StoreError, StoreResult};
+use crate::workflow;
+
+/// The complaint callback path of the system wxrisk replaces.
+pub const LEGACY_COMPLAINTS: &str = "/complaint/complaintbaseinfo/notify/complaintNotifyCallBack";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/callbacks/{provider_id}/complaints", post(complaint_callback))
+        .route("/callbacks/{provider_id}/refunds", post(refund_callback))
+        .route(LEGACY_COMPLAINTS, post(legacy_complaint_callback));
+    let prefix = &state.config().complaints.legacy_prefix;
+    if !prefix.is_empty() {
+        router = router.route(&format!("{prefix}{LEGACY_COMPLAINTS}"), post(legacy_complaint_callback));
+    }
+    router
+}
+
+/// Which notifications a path takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Complaint,
+    Refund,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Family::Complaint => "complaint",
+            Family::Refund => "refund",
+        }
+    }
+}
+
+/// Why a callback was refused.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+    provider_id: Option<i64>,
+    serial: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self { status, reason, message: message.into(), provider_id: None, serial: None }
+    }
+}
+
+/// A failure on our side (database down): answered 5xx so WeChat delivers again; not a rejection.
+#[derive(Debug)]
+struct Unavailable(String);
+
+enum Outcome {
+    Accepted { duplicate: bool },
+    Refused(Refusal),
+    Unavailable(Unavailable),
+}
+
+async fn complaint_callback(
+    State(state): State<AppState>,
+    Path(provider_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = format!("/callbacks/{provider_id}/complaints");
+    let outcome = receive(&state, provider_id.parse().ok().or(Some(-1)), Family::Complaint, &headers, body).await;
+    answer(&state, &path, Family::Complaint, &headers, outcome).await
+}
+
+async fn refund_callback(
+    State(state): State<AppState>,
+    Path(provider_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = format!("/callbacks/{provider_id}/refunds");
+    let outcome = receive(&state, provider_id.parse().ok().or(Some(-1)), Family::Refund, &headers, body).await;
+    answer(&state, &path, Family::Refund, &headers, outcome).await
+}
+
+async fn legacy_complaint_callback(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let outcome = receive(&state, None, Family::Complaint, &headers, body).await;
+    answer(&state, LEGACY_COMPLAINTS, Family::Complaint, &headers, outcome).await
+}
+
+/// What the body was, for the rejection log (never the body itself: it may be anyone's).
+struct BodyFacts {
+    sha256: String,
+    len: i64,
+}
+
+async fn receive(
+    state: &AppState,
+    provider_id: Option<i64>,
+    family: Family,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Outcome, Option<BodyFacts>) {
+    let limit = state.config().complaints.callback_max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let refusal = Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "TOO_LARGE",
+                format!("the body is over {limit} bytes or could not be read"),
+            );
+            return (Outcome::Refused(refusal), None);
+        }
+    };
+    let facts = BodyFacts {
+        sha256: hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes)),
+        len: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+    };
+    let outcome = match provider_id {
+        Some(id) => match state.wechat().get(state, id).await {
+            Ok(Some(client)) => accept(state, id, &client, family, headers, &bytes).await,
+            Ok(None) => Outcome::Refused(Refusal::new(
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_PROVIDER",
+                format!("no provider has id {id}"),
+            )),
+            Err(e) => Outcome::Unavailable(Unavailable(e.to_string())),
+        },
+        None => legacy(state, family, headers, &bytes).await,
+    };
+    (outcome, Some(facts))
+}
+
+/// The legacy path: the provider whose keys verify the signature and whose APIv3 key decrypts the resource.
+async fn legacy(state: &AppState, family: Family, headers: &HeaderMap, bytes: &Bytes) -> Outcome {
+    let ids = match state.wechat().provider_ids(state).await {
+        Ok(ids) => ids,
+        Err(e) => return Outcome::Unavailable(Unavailable(e.to_string())),
+    };
+    let mut first_refusal = None;
+    for id in ids {
+        let client = match state.wechat().get(state, id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(provider_id = id, error = %e, "provider skipped on the legacy callback path");
+                continue;
+            }
+        };
+        let verified = match verify(&client, headers, bytes) {
+            Ok(verified) => verified,
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+                continue;
+            }
+        };
+        // Verified by this provider's keys; it is this provider's if its APIv3 key opens the resource.
+        if verified.opens_with(client.apiv3_key()) {
+            return record(state, id, &client, family, &verified).await;
+        }
+        first_refusal.get_or_insert(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "DECRYPT",
+            "the resource does not decrypt with the APIv3 key of the provider whose key verified it",
+        ));
+    }
+    Outcome::Refused(
+        first_refusal
+            .unwrap_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "UNKNOWN_PROVIDER", "no provider is configured")),
+    )
+}
+
+async fn accept(
+    state: &AppState,
+    provider_id: i64,
+    client: &Client,
+    family: Family,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Outcome {
+    match verify(client, headers, bytes) {
+        Ok(verified) => record(state, provider_id, client, family, &verified).await,
+        Err(mut refusal) => {
+            refusal.provider_id = Some(provider_id);
+            Outcome::Refused(refusal)
+        }
+    }
+}
+
+/// Verify against the provider's keys with the real clock (WeChat's timestamps are real time).
+fn verify(client: &Client, headers: &HeaderMap, bytes: &Bytes) -> Result<Verified<Notification>, Refusal> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let serial = headers.get("wechatpay-serial").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    wechatpay::verify_notification(client.keys(), headers, bytes, now).map_err(|error| {
+        let mut refusal = match &error {
+            CallbackError::Signature(e) => {
+                let reason = match e {
+                    VerifyError::Probe => "PROBE",
+                    VerifyError::Stale { .. } => "STALE",
+                    VerifyError::UnknownSerial(_) | VerifyError::UnknownPublicKey(_) => "UNKNOWN_KEY",
+                    _ => "SIGNATURE",
+                };
+                if e.wants_certificate_refresh() {
+                    // The certificate may be new: download in the background (rate-limited by the client);
+                    // WeChat delivers again in 15 seconds.
+                    let (client, headers, body) = (client.clone(), headers.clone(), bytes.clone());
+                    tokio::spawn(async move {
+                        let _ = client.verify_notification(&headers, &body).await;
+                    });
+                }
+                Refusal::new(StatusCode::UNAUTHORIZED, reason, format!("signature rejected: {e}"))
+            }
+            other => Refusal::new(StatusCode::BAD_REQUEST, "MALFORMED", other.to_string()),
+        };
+        refusal.serial = serial;
+        refusal
+    })
+}
+
+/// Decrypt, check the event belongs on this path, and record it with its job.
+async fn record(
+    state: &AppState,
+    provider_id: i64,
+    client: &Client,
+    family: Family,
+    verified: &Verified<Notification>,
+) -> Outcome {
+    let refused = |status, reason, message: String| {
+        let mut refusal = Refusal::new(status, reason, message);
+        refusal.provider_id = Some(provider_id);
+        Outcome::Refused(refusal)
+    };
+    let event = match verified.event(client.apiv3_key()) {
+        Ok(event) => event,
+        Err(CallbackError::Decrypt(e)) => {
+            return refused(StatusCode::BAD_REQUEST, "DECRYPT", format!("the resource does not decrypt: {e}"));
+        }
+        Err(e) => return refused(StatusCode::BAD_REQUEST, "MALFORMED", e.to_string()),
+    };
+    let notification = verified.get();
+    let (job, resource) = match (&event, family) {
+        (Event::Complaint(notice), Family::Complaint) => (
+            NewJob {
+                kind: workflow::SYNC.to_owned(),
+                dedupe_key: format!("sync:{provider_id}:notification:{}", notification.id),
+                payload: json!({"provider_id": provider_id, "complaint_id": notice.complaint_id,
+                                "action_type": notice.action_type.as_str(), "notification_id": notification.id}),
+                provider_id: Some(provider_id),
+                run_at: state.now_ms(),
+            },
+            serde_json::to_string(notice),
+        ),
+        (Event::Refund(notice), Family::Refund) => (
+            NewJob {
+                kind: workflow::REFUND_NOTIFICATION.to_owned(),
+                dedupe_key: format!("refund-notification:{provider_id}:{}", notification.id),
+                payload: json!({"provider_id": provider_id, "notice": notice}),
+                provider_id: Some(provider_id),
+                run_at: state.now_ms(),
+            },
+            serde_json::to_string(notice),
+        ),
+        _ => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "WRONG_EVENT",
+                format!("{} does not belong on the {} callback path", notification.event_type, family.name()),
+            );
+        }
+    };
+    let resource = match resource {
+        Ok(resource) => resource,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, "MALFORMED", e.to_string()),
+    };
+    let inbound = NewInbound {
+        provider_id,
+        notification_id: &notification.id,
+        event_type: notification.event_type.as_str(),
+        resource: &resource,
+        create_time: &notification.create_time,
+    };
+    match store_with_job(state, &inbound, &job).await {
+        Ok(duplicate) => {
+            if !duplicate {
+                state.job_wakeup().notify_waiters();
+            }
+            Outcome::Accepted { duplicate }
+        }
+        Err(e) => Outcome::Unavailable(Unavailable(e.to_string())),
+    }
+}
+
+/// One transaction: the notification and its job, or nothing (a redelivery). `true` for a redelivery.
+async fn store_with_job(state: &AppState, inbound: &NewInbound<'_>, job: &NewJob) -> StoreResult<bool> {
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    let Some(_) = inbound::insert(&mut tx, inbound, now).await? else {
+        tx.commit().await?;
+        return Ok(true);
+    };
+    jobs::enqueue(&mut tx, job, now).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(false)
+}
+
+async fn answer(
+    state: &AppState,
+    path: &str,
+    family: Family,
+    headers: &HeaderMap,
+    (outcome, facts): (Outcome, Option<BodyFacts>),
+) -> Response {
+    let metrics = state.metrics();
+    match outcome {
+        Outcome::Accepted { duplicate } => {
+            let result = if duplicate { "duplicate" } else { "accepted" };
+            metrics.inc("wxrisk_callbacks_total", &[("kind", family.name()), ("outcome", result)]);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Outcome::Unavailable(Unavailable(message)) => {
+            metrics.inc("wxrisk_callbacks_total", &[("kind", family.name()), ("outcome", "unavailable")]);
+            tracing::error!(path, error = %message, "callback not recorded; WeChat will deliver it again");
+            let body = json!({"code": "FAIL", "message": "temporarily unavailable"});
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+        Outcome::Refused(refusal) => {
+            metrics.inc("wxrisk_callbacks_total", &[("kind", family.name()), ("outcome", "refused")]);
+            metrics.inc("wxrisk_callback_rejections_total", &[("reason", refusal.reason)]);
+            tracing::warn!(path, reason = refusal.reason, provider_id = ?refusal.provider_id, message = %refusal.message, "callback refused");
+            let now = state.now_ms();
+            if state.rejection_budget().take(now) {
+                let (sha256, len) = facts.map(|f| (f.sha256, f.len)).unwrap_or_default();
+                let serial = refusal
+                    .serial
+                    .clone()
+                    .or_else(|| headers.get("wechatpay-serial").and_then(|v| v.to_str().ok()).map(str::to_owned));
+                let rejection = Rejection {
+                    provider_id: refusal.provider_id,
+                    path,
+                    reason: refusal.reason,
+                    detail: &refusal.message,
+                    serial: serial.as_deref(),
+                    body_sha256: &sha256,
+                    body_len: len,
+                };
+                let keep = state.config().complaints.rejection_log_size;
+                let logged = async {
+                    let mut conn = state.store().conn().await?;
+                    inbound::reject(&mut conn, &rejection, keep, now).await
+                };
+                if let Err(e) = logged.await {
+                    tracing::warn!(error = %e, "could not write the rejection log");
+                }
+            }
+            let body = json!({"code": "FAIL", "message": refusal.message});
+            (refusal.status, axum::Json(body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `inbound_notifications` (verified, decrypted callbacks: the inbox) and `callback_rejections` (the capped log
+//! of refused ones).
+
+use sqlx::AnyConnection;
+
+use super::{StoreResult, col};
+
+#[derive(Debug)]
+pub struct NewInbound<'a> {
+    pub provider_id: i64,
+    /// WeChat's notification `id`.
+    pub notification_id: &'a str,
+    pub event_type: &'a str,
+    /// The decrypted resource, JSON.
+    pub resource: &'a str,
+    pub create_time: &'a str,
+}
+
+/// Record a notification; `None` when this provider already has one with the same WeChat id (a redelivery).
+pub async fn insert(conn: &mut AnyConnection, n: &NewInbound<'_>, now: i64) -> StoreResult<Option<i64>> {
+    let row = sqlx::query(
+        "insert into inbound_notifications (provider_id, notification_id, event_type, resource, create_time, received_at) \
+         values ($1, $2, $3, $4, $5, $6) on conflict (provider_id, notification_id) do nothing returning id",
+    )
+    .bind(n.provider_id)
+    .bind(n.notification_id)
+    .bind(n.event_type)
+    .bind(n.resource)
+    .bind(n.create_time)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(|r| col(r, "id")).transpose()
+}
+
+#[derive(Debug)]
+pub struct Rejection<'a> {
+    pub provider_id: Option<i64>,
+    pub path: &'a str,
+    /// `SIGNATURE`, `PROBE`, `STALE`, `UNKNOWN_KEY`, `DECRYPT`, `MALFORMED`, `WRONG_EVENT`, `UNKNOWN_PROVIDER`.
+    pub reason: &'a str,
+    pub detail: &'a str,
+    pub serial: Option<&'a str>,
+    pub body_sha256: &'a str,
+    pub body_len: i64,
+}
+
+/// Log a refused callback and drop the oldest beyond `keep`.
+pub async fn reject(conn: &mut AnyConnection, r: &Rejection<'_>, keep: i64, now: i64) -> StoreResult<()> {
+    let row = sqlx::query(
+        "insert into callback_rejections (provider_id, path, reason, detail, serial, body_sha256, body_len, received_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+    )
+    .bind(r.provider_id)
+    .bind(r.path)
+    .bind(r.reason)
+    .bind(r.detail)
+    .bind(r.serial)
+    .bind(r.body_sha256)
+    .bind(r.body_len)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id: i64 = col(&row, "id")?;
+    // Trimming every 64th insert keeps the log within `keep + 64` rows at the cost of one delete.
+    if id % 64 == 0 {
+        sqlx::query("delete from callback_rejections where id <= $1").bind(id - keep).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectionRow {
+    pub id: i64,
+    pub provider_id: Option<i64>,
+    pub path: String,
+    pub reason: String,
+    pub detail: String,
+    pub serial: Option<String>,
+    pub body_sha256: String,
+    pub body_len: i64,
+    pub received_at: i64,
+}
+
+/// Newest first.
+pub async fn rejections(
+    conn: &mut AnyConnection,
+    before_id: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<RejectionRow>> {
+    let rows = sqlx::query(
+        "select id, provider_id, path, reason, detail, serial, body_sha256, body_len, received_at \
+         from callback_rejections where id < $1 order by id desc limit $2",
+    )
+    .bind(before_id.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RejectionRow {
+                id: col(r, "id")?,
+                provider_id: col(r, "provider_id")?,
+                path: col(r, "path")?,
+                reason: col(r, "reason")?,
+                detail: col(r, "detail")?,
+                serial: col(r, "serial")?,
+                body_sha256: col(r, "body_sha256")?,
+                body_len: col(r, "body_len")?,
+                received_at: col(r, "received_at")?,
+            })
+        })
+        .collect()
+}

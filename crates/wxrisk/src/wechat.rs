@@ -1,0 +1,151 @@
+//! One WeChat Pay client per provider, built from its stored configuration (secrets opened here, nowhere else)
+//! and kept while the provider is unchanged.
+//!
+//! Contract: [`WechatClients::get`] answers from memory for [`RECHECK`] after a provider was last looked up, then
+//! compares the provider's `updated_at` (one indexed read) and rebuilds the client when it changed — so an edit
+//! made through another instance takes effect here within seconds. A client's clock is always the system clock:
+//! WeChat Pay checks request timestamps against real time even when the app runs on a test clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret as _;
+use wechatpay::{Apiv3Key, Client, ClientConfig, Credentials, PlatformCertificate, RsaPrivateKey, WechatPayPublicKey};
+
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::providers::{self, ProviderRow};
+use crate::store::secrets::{PROVIDER_APIV3_KEY, PROVIDER_PRIVATE_KEY};
+
+/// How long a cached client is used without looking at the provider row again.
+pub const RECHECK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The stored configuration cannot make a client (a key that does not open or parse).
+    #[error("provider {provider_id} is misconfigured: {message}")]
+    Config { provider_id: i64, message: String },
+}
+
+#[derive(Clone)]
+struct Cached {
+    updated_at: i64,
+    checked: Instant,
+    client: Client,
+}
+
+/// The clients of all providers this process has talked to.
+#[derive(Default)]
+pub struct WechatClients {
+    cache: Mutex<HashMap<i64, Cached>>,
+    /// The ids of all providers, for the legacy callback path (refreshed like a client).
+    all: Mutex<Option<(Instant, Vec<i64>)>>,
+}
+
+impl std::fmt::Debug for WechatClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WechatClients").finish_non_exhaustive()
+    }
+}
+
+impl WechatClients {
+    /// The provider's client; `None` when there is no such provider.
+    pub async fn get(&self, state: &AppState, provider_id: i64) -> Result<Option<Client>, ClientError> {
+        let cached = self.lock().get(&provider_id).cloned();
+        if let Some(cached) = &cached
+            && cached.checked.elapsed() < RECHECK
+        {
+            return Ok(Some(cached.client.clone()));
+        }
+        let mut conn = state.store().conn().await?;
+        let Some(updated_at) = providers::updated_at(&mut conn, provider_id).await? else {
+            self.lock().remove(&provider_id);
+            return Ok(None);
+        };
+        if let Some(cached) = cached.filter(|c| c.updated_at == updated_at) {
+            let mut cache = self.lock();
+            if let Some(entry) = cache.get_mut(&provider_id) {
+                entry.checked = Instant::now();
+            }
+            return Ok(Some(cached.client));
+        }
+        let Some(provider) = providers::get(&mut conn, provider_id).await? else { return Ok(None) };
+        let certificates = providers::platform_certificates(&mut conn, provider_id).await?;
+        drop(conn);
+        let client = build(state, &provider, certificates.iter().map(|c| c.pem.as_str()))?;
+        self.lock().insert(
+            provider_id,
+            Cached { updated_at: provider.updated_at, checked: Instant::now(), client: client.clone() },
+        );
+        Ok(Some(client))
+    }
+
+    /// Every provider's id (for the legacy callback path, which does not name its provider).
+    pub async fn provider_ids(&self, state: &AppState) -> Result<Vec<i64>, ClientError> {
+        if let Some((at, ids)) = self.all.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && at.elapsed() < RECHECK
+        {
+            return Ok(ids.clone());
+        }
+        let mut conn = state.store().conn().await?;
+        let ids = providers::ids(&mut conn).await?;
+        *self.all.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ids.clone()));
+        Ok(ids)
+    }
+
+    /// Forget a provider's client (after an edit in this process, so the next call rebuilds at once).
+    pub fn forget(&self, provider_id: i64) {
+        self.lock().remove(&provider_id);
+        *self.all.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Cached>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Build a client from a provider row and its platform certificates (PEM).
+pub fn build<'a>(
+    state: &AppState,
+    provider: &ProviderRow,
+    certificates: impl Iterator<Item = &'a str>,
+) -> Result<Client, ClientError> {
+    let config_error = |message: String| ClientError::Config { provider_id: provider.id, message };
+    let keyring = state.keyring();
+    let private_pem = keyring
+        .open_string(PROVIDER_PRIVATE_KEY.purpose(), &provider.merchant_private_key_sealed)
+        .map_err(|e| config_error(format!("merchant private key: {e}")))?;
+    let private_key =
+        RsaPrivateKey::from_pem(private_pem.expose_secret()).map_err(|e| config_error(format!("merchant key: {e}")))?;
+    let apiv3 = keyring
+        .open_string(PROVIDER_APIV3_KEY.purpose(), &provider.apiv3_key_sealed)
+        .map_err(|e| config_error(format!("APIv3 key: {e}")))?;
+    let apiv3_key =
+        Apiv3Key::new(apiv3.expose_secret().as_bytes()).map_err(|e| config_error(format!("APIv3 key: {e}")))?;
+    let public_key = match (&provider.wechatpay_public_key_id, &provider.wechatpay_public_key_pem) {
+        (Some(id), Some(pem)) => Some(
+            WechatPayPublicKey::from_pem(id.clone(), pem)
+                .map_err(|e| config_error(format!("WeChat Pay public key: {e}")))?,
+        ),
+        _ => None,
+    };
+    let mut certs = Vec::new();
+    for pem in certificates {
+        certs.push(PlatformCertificate::from_pem(pem).map_err(|e| config_error(format!("platform certificate: {e}")))?);
+    }
+    let config = ClientConfig {
+        base_url: state.config().wechatpay_base_url.clone(),
+        clock: wechatpay::client::system_clock(),
+        ..ClientConfig::default()
+    };
+    let credentials = Credentials {
+        mchid: provider.mchid.clone(),
+        merchant_cert_serial: provider.merchant_cert_serial.clone(),
+        private_key: Arc::new(private_key),
+        apiv3_key,
+    };
+    Client::new(config, credentials, public_key, certs).map_err(|e| config_error(e.to_string()))
+}

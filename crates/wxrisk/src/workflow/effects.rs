@@ -1,0 +1,524 @@
+//! The outside effects, one job each: reply, approve a refund request, refund, complete; and following a refund
+//! to its end (queries, WeChat's refund notifications).
+//!
+//! Contract: no transaction is open during a call to WeChat Pay; what the call achieved is recorded (refund row,
+//! complaint timeline) in one short transaction afterwards. A reply attempt after an uncertain one first reads the
+//! negotiation history: if our text is there, the reply is done. A completion first reads the complaint's state.
+//! A refund is asked for with its stored `out_refund_no` every time, so WeChat Pay makes it once.
+
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::AnyConnection;
+use wechatpay::api::complaints::{
+    ImmediateServiceMessage, ImmediateServiceRequest, RefundProgressRequest, ResponseRequest,
+};
+use wechatpay::api::refunds::{RefundAmountRequest, RefundRequest};
+use wechatpay::callback::RefundNotice;
+use wechatpay::enums::{ComplaintState, OperateType, RefundStatus};
+
+use super::complaints::{create_refunds, enqueue_complete};
+use super::{REFUND_QUERY, client_for, done, say, sqlx_failure, store_failure, wechat_failure};
+use crate::jobs::{JobContext, JobFailure, JobResult};
+use crate::notify::{self, EventKind, NotificationEvent};
+use crate::state::AppState;
+use crate::store::complaints as complaint_store;
+use crate::store::jobs::{self as queue, NewJob};
+use crate::store::providers;
+use crate::store::refunds::{self, RefundRow, RefundUpdate};
+use crate::store::{StoreError, StoreResult};
+
+/// WeChat's limit is 200 characters in the merchant documents (500 in one partner document): 200 is safe.
+const MAX_REPLY_CHARS: usize = wechatpay::api::complaints::MAX_RESPONSE_CHARS;
+
+#[derive(Debug, Deserialize)]
+struct ReplyPayload {
+    provider_id: i64,
+    complaint_id: String,
+    sub_mchid: String,
+    text: String,
+    #[serde(default)]
+    immediate: bool,
+    idempotent_id: String,
+}
+
+/// The reply as WeChat will take it: no 4-byte characters, at most 200 characters.
+pub fn fit_reply(text: &str) -> String {
+    wechatpay::api::strip_four_byte_chars(text.trim()).chars().take(MAX_REPLY_CHARS).collect()
+}
+
+/// Record a step on the complaint's timeline in its own transaction (after an outside call).
+async fn step(
+    state: &AppState,
+    provider_id: i64,
+    complaint_id: &str,
+    name: &str,
+    outcome: &str,
+    detail: serde_json::Value,
+) -> Result<Option<i64>, JobFailure> {
+    let now = state.now_ms();
+    let mut conn = state.store().conn().await.map_err(store_failure)?;
+    let Some(row) = complaint_store::get(&mut conn, provider_id, complaint_id).await.map_err(store_failure)? else {
+        return Ok(None);
+    };
+    complaint_store::add_step(&mut conn, row.id, name, outcome, &detail, now).await.map_err(store_failure)?;
+    Ok(Some(row.id))
+}
+
+pub async fn reply(ctx: &JobContext) -> JobResult {
+    let p: ReplyPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let client = client_for(state, p.provider_id).await?;
+    let text = fit_reply(&p.text);
+    if text.is_empty() {
+        step(state, p.provider_id, &p.complaint_id, "replied", "skipped", json!({"reason": "no reply text"})).await?;
+        return done("no reply text configured: nothing sent");
+    }
+    if p.immediate {
+        let request = ImmediateServiceRequest {
+            complainted_mchid: p.sub_mchid.clone(),
+            message: ImmediateServiceMessage::text(&text),
+            idempotent_id: p.idempotent_id.clone(),
+        };
+        let log_id = client.respond_immediate_service(&p.complaint_id, &request).await.map_err(wechat_failure)?;
+        record_reply(state, &p, &text, json!({"immediate_service": true, "log_id": log_id})).await?;
+        return done(format!("replied through immediate service (log {log_id})"));
+    }
+    // An earlier attempt may have been answered after we gave up on it: look before replying twice.
+    if ctx.job.attempt > 1 {
+        let history = client.full_negotiation_history(&p.complaint_id).await.map_err(wechat_failure)?;
+        let already = history
+            .iter()
+            .any(|h| h.operate_type == OperateType::MerchantResponse && h.operate_details.trim() == text.trim());
+        if already {
+            record_reply(state, &p, &text, json!({"found_in_history": true})).await?;
+            return done("the reply was already in the negotiation history");
+        }
+    }
+    client.respond(&p.complaint_id, &ResponseRequest::text(&p.sub_mchid, &text)).await.map_err(wechat_failure)?;
+    record_reply(state, &p, &text, json!({})).await?;
+    done(format!("replied to {}", p.complaint_id))
+}
+
+async fn record_reply(
+    state: &AppState,
+    p: &ReplyPayload,
+    text: &str,
+    extra: serde_json::Value,
+) -> Result<(), JobFailure> {
+    let now = state.now_ms();
+    let mut conn = state.store().conn().await.map_err(store_failure)?;
+    if let Some(row) = complaint_store::get(&mut conn, p.provider_id, &p.complaint_id).await.map_err(store_failure)? {
+        complaint_store::mark_replied(&mut conn, row.id, now).await.map_err(store_failure)?;
+        let mut detail = json!({"text": text});
+        if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        complaint_store::add_step(&mut conn, row.id, "replied", "ok", &detail, now).await.map_err(store_failure)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct ComplaintPayload {
+    provider_id: i64,
+    complaint_id: String,
+    #[serde(default)]
+    sub_mchid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundProgressPayload {
+    provider_id: i64,
+    complaint_id: String,
+    /// `APPROVE` (default) or `REJECT` (an operator's decision).
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    reject_reason: Option<String>,
+}
+
+/// Decide a refund-request complaint: APPROVE (refund today) and then refund it, or REJECT with a reason.
+pub async fn refund_progress(ctx: &JobContext) -> JobResult {
+    let p: RefundProgressPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let client = client_for(state, p.provider_id).await?;
+    if p.action.as_deref() == Some("REJECT") {
+        let request = RefundProgressRequest {
+            action: "REJECT".into(),
+            launch_refund_day: None,
+            reject_reason: p.reject_reason.clone(),
+            reject_media_list: Vec::new(),
+            remark: None,
+        };
+        client.update_refund_progress(&p.complaint_id, &request).await.map_err(wechat_failure)?;
+        step(state, p.provider_id, &p.complaint_id, "refund_rejected", "ok", json!({"reason": p.reject_reason}))
+            .await?;
+        return done("refund request rejected");
+    }
+    client.update_refund_progress(&p.complaint_id, &RefundProgressRequest::approve(0)).await.map_err(wechat_failure)?;
+    // The refund needs the orders: read the detail fresh (it is also the state after approval).
+    let detail = client.complaint(&p.complaint_id).await.map_err(wechat_failure)?;
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await.map_err(store_failure)?;
+    let planned = async {
+        let provider = providers::get(&mut tx, p.provider_id).await?.ok_or(StoreError::NotFound("provider"))?;
+        if let Some(row) = complaint_store::get(&mut tx, p.provider_id, &p.complaint_id).await? {
+            complaint_store::add_step(&mut tx, row.id, "refund_approved", "ok", &json!({"launch_refund_day": 0}), now)
+                .await?;
+        }
+        // WeChat completes a refund-request complaint itself once the money arrives: no completion here.
+        let times = detail.user_complaint_times.unwrap_or(1);
+        create_refunds(&mut tx, state, &provider, &detail, false, "auto", times).await
+    }
+    .await
+    .map_err(store_failure)?;
+    tx.commit().await.map_err(sqlx_failure)?;
+    state.job_wakeup().notify_waiters();
+    done(format!("refund request approved; {} refund(s) queued", planned.len()))
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundPayload {
+    provider_id: i64,
+    out_refund_no: String,
+    #[serde(default)]
+    complete_after: bool,
+    #[serde(default = "one")]
+    times: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Where WeChat Pay reports this provider's refund results.
+fn notify_url(state: &AppState, provider: &providers::ProviderRow) -> Option<String> {
+    provider
+        .refund_notify_url
+        .clone()
+        .or_else(|| state.config().public_base().map(|base| format!("{base}/callbacks/{}/refunds", provider.id)))
+}
+
+pub async fn refund(ctx: &JobContext) -> JobResult {
+    let p: RefundPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let (provider, row) = {
+        let mut conn = state.store().conn().await.map_err(store_failure)?;
+        let provider = providers::get(&mut conn, p.provider_id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| JobFailure::permanent("the provider no longer exists"))?;
+        let row = refunds::get(&mut conn, p.provider_id, &p.out_refund_no)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| JobFailure::permanent(format!("no refund {}", p.out_refund_no)))?;
+        (provider, row)
+    };
+    if matches!(row.status.as_str(), "SUCCESS" | "CLOSED" | "FAILED") {
+        return done(format!("refund {} already {}", row.out_refund_no, row.status));
+    }
+    let client = client_for(state, p.provider_id).await?;
+    let request = RefundRequest {
+        sub_mchid: row.sub_mchid.clone(),
+        transaction_id: Some(row.transaction_id.clone()),
+        out_trade_no: None,
+        out_refund_no: row.out_refund_no.clone(),
+        reason: Some(say(&provider.locale, "投诉退款", "complaint refund")),
+        notify_url: notify_url(state, &provider),
+        funds_account: None,
+        amount: RefundAmountRequest::cny(row.amount, row.total),
+    };
+    let answer = match client.create_refund(&request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let failure = wechat_failure(e);
+            if let JobFailure::Permanent { record } = &failure {
+                // Refused for good (INVALID_REQUEST, USER_ACCOUNT_ABNORMAL …): the refund is failed; the dead job
+                // alerts the provider (see `on_dead`).
+                let message = record.message.clone().unwrap_or_default();
+                let error = format!("{}: {message}", record.code.clone().unwrap_or_default());
+                let update = RefundUpdate { status: "FAILED", last_error: Some(&error), ..RefundUpdate::default() };
+                let mut conn = state.store().conn().await.map_err(store_failure)?;
+                refunds::update(&mut conn, p.provider_id, &row.out_refund_no, &update, state.now_ms())
+                    .await
+                    .map_err(store_failure)?;
+                drop(conn);
+                step(
+                    state,
+                    p.provider_id,
+                    &row.complaint_id,
+                    "refund_failed",
+                    "failed",
+                    json!({"out_refund_no": row.out_refund_no, "error": error}),
+                )
+                .await?;
+            }
+            return Err(failure);
+        }
+    };
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await.map_err(store_failure)?;
+    let summary = record_refund_status(
+        &mut tx,
+        state,
+        &row,
+        &answer.status,
+        Some(answer.refund_id.as_str()),
+        Some(answer.user_received_account.as_str()).filter(|a| !a.is_empty()),
+        "refund_accepted",
+    )
+    .await
+    .map_err(store_failure)?;
+    // Accepted (or already done): complete the complaint once every refund of it is accepted.
+    if p.complete_after && matches!(answer.status, RefundStatus::Processing | RefundStatus::Success) {
+        let all = refunds::for_complaint(&mut tx, p.provider_id, &row.complaint_id).await.map_err(store_failure)?;
+        let accepted = all
+            .iter()
+            .filter(|r| r.requested_by == "auto")
+            .all(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"));
+        if accepted {
+            enqueue_complete(&mut tx, p.provider_id, &row.complaint_id, &row.sub_mchid, p.times, now)
+                .await
+                .map_err(store_failure)?;
+        }
+    }
+    if answer.status == RefundStatus::Processing {
+        enqueue_query(&mut tx, p.provider_id, &row.out_refund_no, 1, now).await.map_err(store_failure)?;
+    }
+    tx.commit().await.map_err(sqlx_failure)?;
+    state.job_wakeup().notify_waiters();
+    done(summary)
+}
+
+/// How long after the n-th query (1-based) the next one is made: WeChat suggests 1 minute, then backing off.
+fn query_delay_ms(round: i64) -> i64 {
+    const MINUTES: [i64; 8] = [1, 5, 10, 20, 30, 60, 180, 360];
+    let index = usize::try_from(round.saturating_sub(1)).unwrap_or(0).min(MINUTES.len() - 1);
+    MINUTES[index] * 60_000
+}
+
+/// Refunds still processing after the last query are left to WeChat's notification and the operator.
+const MAX_QUERY_ROUNDS: i64 = 12;
+
+async fn enqueue_query(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    out_refund_no: &str,
+    round: i64,
+    now: i64,
+) -> StoreResult<()> {
+    if round > MAX_QUERY_ROUNDS {
+        return Ok(());
+    }
+    let job = NewJob {
+        kind: REFUND_QUERY.to_owned(),
+        dedupe_key: format!("refund-query:{provider_id}:{out_refund_no}:{round}"),
+        payload: json!({"provider_id": provider_id, "out_refund_no": out_refund_no, "round": round}),
+        provider_id: Some(provider_id),
+        run_at: now + query_delay_ms(round),
+    };
+    queue::enqueue(conn, &job, now).await?;
+    Ok(())
+}
+
+/// Store what WeChat Pay says of a refund; alert the provider when it failed. Returns a summary.
+async fn record_refund_status(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    row: &RefundRow,
+    status: &RefundStatus,
+    refund_id: Option<&str>,
+    account: Option<&str>,
+    accepted_step: &str,
+) -> StoreResult<String> {
+    let now = state.now_ms();
+    let status_text = status.as_str();
+    let update = RefundUpdate {
+        status: status_text,
+        refund_id,
+        user_received_account: account,
+        last_error: None,
+        succeeded_at: (*status == RefundStatus::Success).then_some(now),
+    };
+    let before = refunds::update(conn, row.provider_id, &row.out_refund_no, &update, now).await?;
+    let complaint = complaint_store::get(conn, row.provider_id, &row.complaint_id).await?;
+    let changed = before.as_deref() != Some(status_text);
+    if let Some(complaint) = &complaint
+        && changed
+    {
+        let step = match status {
+            RefundStatus::Success => "refund_succeeded",
+            RefundStatus::Processing => accepted_step,
+            _ => "refund_failed",
+        };
+        let outcome = if matches!(status, RefundStatus::Closed | RefundStatus::Abnormal) { "failed" } else { "ok" };
+        complaint_store::add_step(
+            conn,
+            complaint.id,
+            step,
+            outcome,
+            &json!({"out_refund_no": row.out_refund_no, "status": status_text, "amount": row.amount}),
+            now,
+        )
+        .await?;
+    }
+    if changed && matches!(status, RefundStatus::Closed | RefundStatus::Abnormal) {
+        // The complaint stays open; people must act (top up and refund again, or the user's card).
+        alert_refund_failed(conn, state, row, status_text, complaint.as_ref().map(|c| c.complainted_mchid.as_str()))
+            .await?;
+    }
+    Ok(format!("refund {} {status_text}", row.out_refund_no))
+}
+
+/// Tell the provider a refund failed (CLOSED, ABNORMAL, or refused for good).
+pub async fn alert_refund_failed(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    row: &RefundRow,
+    status: &str,
+    mchid: Option<&str>,
+) -> StoreResult<()> {
+    let event = NotificationEvent {
+        kind: EventKind::RefundFailed,
+        key: format!("refund:{}:{}:{status}", row.provider_id, row.out_refund_no),
+        provider_id: row.provider_id,
+        merchant_mchid: mchid.map(str::to_owned).or_else(|| Some(row.sub_mchid.clone())),
+        to_merchant: false,
+        data: json!({
+            "complaint": {"id": row.complaint_id},
+            "refund": {"out_refund_no": row.out_refund_no, "amount_fen": row.amount, "status": status},
+            "time_ms": state.now_ms(),
+            "link_path": notify::links::complaint(row.provider_id, &row.complaint_id),
+        }),
+    };
+    notify::enqueue(conn, state, &event).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryPayload {
+    provider_id: i64,
+    out_refund_no: String,
+    round: i64,
+}
+
+pub async fn refund_query(ctx: &JobContext) -> JobResult {
+    let p: QueryPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let row = {
+        let mut conn = state.store().conn().await.map_err(store_failure)?;
+        refunds::get(&mut conn, p.provider_id, &p.out_refund_no)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| JobFailure::permanent(format!("no refund {}", p.out_refund_no)))?
+    };
+    if row.status != "PROCESSING" && row.status != "REQUESTED" {
+        return done(format!("refund {} is {}: no query needed", row.out_refund_no, row.status));
+    }
+    let client = client_for(state, p.provider_id).await?;
+    let answer = client.query_refund(&row.out_refund_no, &row.sub_mchid).await.map_err(wechat_failure)?;
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await.map_err(store_failure)?;
+    let summary = record_refund_status(
+        &mut tx,
+        state,
+        &row,
+        &answer.status,
+        Some(answer.refund_id.as_str()),
+        Some(answer.user_received_account.as_str()).filter(|a| !a.is_empty()),
+        "refund_accepted",
+    )
+    .await
+    .map_err(store_failure)?;
+    if answer.status == RefundStatus::Processing {
+        enqueue_query(&mut tx, p.provider_id, &row.out_refund_no, p.round + 1, now).await.map_err(store_failure)?;
+    }
+    tx.commit().await.map_err(sqlx_failure)?;
+    done(summary)
+}
+
+#[derive(Debug, Deserialize)]
+struct RefundNotificationPayload {
+    provider_id: i64,
+    notice: RefundNotice,
+}
+
+/// WeChat's `REFUND.*` notification: record the result; a refund we do not know is recorded nowhere but logged.
+pub async fn refund_notification(ctx: &JobContext) -> JobResult {
+    let p: RefundNotificationPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let mut tx = state.store().begin().await.map_err(store_failure)?;
+    let Some(row) = refunds::get(&mut tx, p.provider_id, &p.notice.out_refund_no).await.map_err(store_failure)? else {
+        tx.commit().await.map_err(sqlx_failure)?;
+        tracing::info!(out_refund_no = %p.notice.out_refund_no, "refund notification for a refund wxrisk did not make");
+        return done(format!("refund {} was not made by wxrisk: ignored", p.notice.out_refund_no));
+    };
+    // Amounts are checked against what we asked before anything is believed.
+    if p.notice.amount.refund != row.amount || p.notice.sub_mchid != row.sub_mchid {
+        tx.commit().await.map_err(sqlx_failure)?;
+        return Err(JobFailure::permanent(format!(
+            "refund notification for {} does not match our record (amount {} vs {}, sub_mchid {} vs {})",
+            row.out_refund_no, p.notice.amount.refund, row.amount, p.notice.sub_mchid, row.sub_mchid
+        )));
+    }
+    let summary = record_refund_status(
+        &mut tx,
+        state,
+        &row,
+        &p.notice.refund_status,
+        Some(p.notice.refund_id.as_str()).filter(|r| !r.is_empty()),
+        p.notice.user_received_account.as_deref(),
+        "refund_accepted",
+    )
+    .await
+    .map_err(store_failure)?;
+    tx.commit().await.map_err(sqlx_failure)?;
+    done(summary)
+}
+
+/// Report the complaint handled, unless it already is.
+pub async fn complete(ctx: &JobContext) -> JobResult {
+    let p: ComplaintPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let client = client_for(state, p.provider_id).await?;
+    let detail = client.complaint(&p.complaint_id).await.map_err(wechat_failure)?;
+    if detail.complaint_state == ComplaintState::Processed {
+        mark_completed(state, &p, json!({"already_processed": true})).await?;
+        return done("already processed: not completed again");
+    }
+    let sub_mchid = p.sub_mchid.clone().unwrap_or_else(|| detail.complainted_mchid.clone());
+    client.complete_complaint(&p.complaint_id, &sub_mchid).await.map_err(wechat_failure)?;
+    mark_completed(state, &p, json!({})).await?;
+    done(format!("completed {}", p.complaint_id))
+}
+
+async fn mark_completed(state: &AppState, p: &ComplaintPayload, detail: serde_json::Value) -> Result<(), JobFailure> {
+    let now = state.now_ms();
+    let mut conn = state.store().conn().await.map_err(store_failure)?;
+    if let Some(row) = complaint_store::get(&mut conn, p.provider_id, &p.complaint_id).await.map_err(store_failure)? {
+        complaint_store::mark_completed(&mut conn, row.id, now).await.map_err(store_failure)?;
+        complaint_store::add_step(&mut conn, row.id, "completed", "ok", &detail, now).await.map_err(store_failure)?;
+    }
+    Ok(())
+}
+
+/// A workflow job is dead: the provider hears of it, in words that fit the job (called by the worker, in the
+/// transaction that marks the job dead). `false` when the job kind has no alert of its own.
+pub async fn on_dead(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    job: &crate::store::jobs::JobRow,
+) -> StoreResult<bool> {
+    if job.kind != super::REFUND {
+        return Ok(false);
+    }
+    let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap_or_default();
+    let (Some(provider_id), Some(out_refund_no)) = (payload["provider_id"].as_i64(), payload["out_refund_no"].as_str())
+    else {
+        return Ok(false);
+    };
+    let Some(row) = refunds::get(conn, provider_id, out_refund_no).await? else { return Ok(false) };
+    let status = if row.status == "FAILED" { "FAILED" } else { "NOT_ACCEPTED" };
+    alert_refund_failed(conn, state, &row, status, None).await?;
+    Ok(true)
+}
