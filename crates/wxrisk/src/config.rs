@@ -77,6 +77,8 @@ pub struct ComplaintsConfig {
     pub reply_deadline: Duration,
     pub resolve_deadline: Duration,
     pub due_soon: Duration,
+    pub reply_per_minute: i64,
+    pub history_per_minute: i64,
 }
 
 /// Where the notification channels' services are.
@@ -157,6 +159,8 @@ struct RawComplaints {
     reply_deadline: String,
     resolve_deadline: String,
     due_soon: String,
+    reply_per_minute: i64,
+    history_per_minute: i64,
 }
 
 #[derive(Deserialize)]
@@ -265,7 +269,8 @@ impl Config {
              dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n\n\
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
-             resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\n",
+             resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
+             history_per_minute = {hpm}\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -308,6 +313,8 @@ impl Config {
             rdl = format_duration(self.complaints.reply_deadline),
             sdl = format_duration(self.complaints.resolve_deadline),
             dsoon = format_duration(self.complaints.due_soon),
+            rpm = self.complaints.reply_per_minute,
+            hpm = self.complaints.history_per_minute,
         )
     }
 
@@ -478,7 +485,12 @@ impl RawComplaints {
             reply_deadline: duration("complaints.reply_deadline", &self.reply_deadline)?,
             resolve_deadline: duration("complaints.resolve_deadline", &self.resolve_deadline)?,
             due_soon: duration("complaints.due_soon", &self.due_soon)?,
+            reply_per_minute: self.reply_per_minute,
+            history_per_minute: self.history_per_minute,
         };
+        if config.reply_per_minute < 1 || config.history_per_minute < 1 {
+            return Err(ConfigError::invalid("complaints.reply_per_minute", "per-minute limits must be at least 1"));
+        }
         if config.reconcile_interval < Duration::from_secs(60) {
             return Err(ConfigError::invalid("complaints.reconcile_interval", "must be at least 1m"));
         }

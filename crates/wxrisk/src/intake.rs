@@ -307,27 +307,129 @@ async fn record(
         create_time: &notification.create_time,
     };
     match store_with_job(state, &inbound, &job).await {
-        Ok(duplicate) => {
-            if !duplicate {
-                state.job_wakeup().notify_waiters();
-            }
-            Outcome::Accepted { duplicate }
-        }
-        Err(e) => Outcome::Unavailable(Unavailable(e.to_string())),
+        Ok(duplicate) => Outcome::Accepted { duplicate },
+        Err(e) => Outcome::Unavailable(Unavailable(e)),
     }
 }
 
-/// One transaction: the notification and its job, or nothing (a redelivery). `true` for a redelivery.
-async fn store_with_job(state: &AppState, inbound: &NewInbound<'_>, job: &NewJob) -> StoreResult<bool> {
-    let now = state.now_ms();
-    let mut tx = state.store().begin().await?;
-    let Some(_) = inbound::insert(&mut tx, inbound, now).await? else {
-        tx.commit().await?;
-        return Ok(true);
+/// Record the notification with its job through the inbox writer; `true` for a redelivery.
+async fn store_with_job(state: &AppState, inbound: &NewInbound<'_>, job: &NewJob) -> Result<bool, String> {
+    let pending = PendingWrite {
+        provider_id: inbound.provider_id,
+        notification_id: inbound.notification_id.to_owned(),
+        event_type: inbound.event_type.to_owned(),
+        resource: inbound.resource.to_owned(),
+        create_time: inbound.create_time.to_owned(),
+        job: job.clone(),
+        now: state.now_ms(),
     };
-    jobs::enqueue(&mut tx, job, now).await?;
+    state.inbox().write(pending).await
+}
+
+/// One callback waiting to be written.
+#[derive(Debug)]
+pub struct PendingWrite {
+    provider_id: i64,
+    notification_id: String,
+    event_type: String,
+    resource: String,
+    create_time: String,
+    job: NewJob,
+    now: i64,
+}
+
+type Answer = tokio::sync::oneshot::Sender<Result<bool, String>>;
+
+/// The callbacks' writer: one task takes every callback waiting and writes them in one transaction (group
+/// commit), each with its job, then answers each one. Why: on SQLite, one writer at a time is the rule, and many
+/// request handlers each opening its own write transaction wait on each other in SQLite's busy handler (sleeps of
+/// milliseconds); one writer batching them turns that queue into one commit. Nobody is answered before the
+/// commit that holds their callback.
+#[derive(Debug)]
+pub struct Inbox {
+    queue: tokio::sync::mpsc::Sender<(PendingWrite, Answer)>,
+}
+
+/// Most callbacks written in one transaction.
+const MAX_BATCH: usize = 256;
+
+impl Inbox {
+    /// Start the writer (it ends when the inbox is dropped).
+    pub fn start(store: crate::store::Store, wakeup: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        let (queue, mut receiver) = tokio::sync::mpsc::channel::<(PendingWrite, Answer)>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let results = write_batch(&store, &batch).await;
+                let mut any_new = false;
+                match results {
+                    Ok(duplicates) => {
+                        for ((_, answer), duplicate) in batch.drain(..).zip(duplicates) {
+                            any_new |= !duplicate;
+                            let _ = answer.send(Ok(duplicate));
+                        }
+                    }
+                    Err(e) => {
+                        let message = e.to_string();
+                        for (_, answer) in batch.drain(..) {
+                            let _ = answer.send(Err(message.clone()));
+                        }
+                    }
+                }
+                if any_new {
+                    wakeup.notify_waiters();
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn write(&self, pending: PendingWrite) -> Result<bool, String> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue.send((pending, answer)).await.map_err(|_| "the callback writer stopped".to_owned())?;
+        answered.await.map_err(|_| "the callback writer stopped".to_owned())?
+    }
+}
+
+/// One transaction for the batch: the notifications WeChat did not send before, and their jobs (two statements,
+/// whatever the batch size).
+async fn write_batch(store: &crate::store::Store, batch: &[(PendingWrite, Answer)]) -> StoreResult<Vec<bool>> {
+    let now = batch.first().map_or(0, |(p, _)| p.now);
+    let inbound: Vec<NewInbound<'_>> = batch
+        .iter()
+        .map(|(p, _)| NewInbound {
+            provider_id: p.provider_id,
+            notification_id: &p.notification_id,
+            event_type: &p.event_type,
+            resource: &p.resource,
+            create_time: &p.create_time,
+        })
+        .collect();
+    let mut tx = store.begin().await?;
+    let new: std::collections::HashSet<String> =
+        inbound::insert_many(&mut tx, &inbound, now).await?.into_iter().collect();
+    // A notification twice in one batch (WeChat sends copies together) is new once: its first copy carries the job.
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = Vec::with_capacity(batch.len());
+    let mut jobs = Vec::new();
+    for (p, _) in batch {
+        let key = format!("{}:{}", p.provider_id, p.notification_id);
+        let is_new = new.contains(&key) && seen.insert(key);
+        if is_new {
+            jobs.push(&p.job);
+        }
+        duplicates.push(!is_new);
+    }
+    jobs::enqueue_many(&mut tx, &jobs, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(false)
+    Ok(duplicates)
 }
 
 async fn answer(

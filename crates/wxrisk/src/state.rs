@@ -27,6 +27,7 @@ struct Inner {
     http: reqwest::Client,
     wechat: WechatClients,
     rejections: RejectionBudget,
+    inbox: std::sync::OnceLock<crate::intake::Inbox>,
 }
 
 /// Refused callbacks written to the rejection log per second at most: a flood of forgeries must not become a
@@ -70,12 +71,18 @@ impl AppState {
             http,
             wechat: WechatClients::default(),
             rejections: RejectionBudget::default(),
+            inbox: std::sync::OnceLock::new(),
         }))
     }
 
     /// WeChat Pay clients, one per provider.
     pub fn wechat(&self) -> &WechatClients {
         &self.0.wechat
+    }
+
+    /// The callbacks' writer, started on first use (inside the runtime).
+    pub fn inbox(&self) -> &crate::intake::Inbox {
+        self.0.inbox.get_or_init(|| crate::intake::Inbox::start(self.0.store.clone(), self.0.job_wakeup.clone()))
     }
 
     pub fn rejection_budget(&self) -> &RejectionBudget {

@@ -83,7 +83,13 @@ impl Worker {
             // The provider hears of it in the same transaction that marks the job dead.
             crate::notify::alert_dead_job(&mut tx, &self.state, &claimed.job, &record).await?;
         }
+        if lease_held && matches!(outcome, Outcome::Dead | Outcome::Succeeded) {
+            crate::workflow::effects::on_finished(&mut tx, &claimed.job, self.state.now_ms()).await?;
+        }
         tx.commit().await?;
+        if lease_held && matches!(outcome, Outcome::Dead | Outcome::Succeeded) {
+            self.state.job_wakeup().notify_waiters();
+        }
         let kind = claimed.job.kind.clone();
         let outcome_name = match outcome {
             Outcome::Succeeded => "succeeded",
@@ -161,8 +167,15 @@ impl Worker {
                 Ok(None) => {}
                 Err(e) => tracing::error!(worker = %self.id, error = %e, "job queue unavailable"),
             }
+            let nap = match queue::next_run_at(self.state.store()).await {
+                Ok(Some(next)) => {
+                    let wait = u64::try_from(next.saturating_sub(self.state.now_ms())).unwrap_or(0);
+                    poll.min(std::time::Duration::from_millis(wait.max(5)))
+                }
+                _ => poll,
+            };
             tokio::select! {
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(nap) => {}
                 () = wakeup.notified() => {}
                 () = shutdown.cancelled() => {}
             }

@@ -4,7 +4,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{StoreResult, col, flag, to_flag};
+use super::{AnyQuery, StoreResult, col, flag, to_flag};
 
 #[derive(Debug, Clone)]
 pub struct ComplaintRow {
@@ -134,9 +134,40 @@ pub async fn find(conn: &mut AnyConnection, complaint_id: &str) -> StoreResult<V
     rows.iter().map(from_row).collect()
 }
 
+/// Bind `$1..$26` in the order insert and update both number them.
+fn bind_write<'q>(query: AnyQuery<'q>, c: &ComplaintWrite<'q>, now: i64) -> AnyQuery<'q> {
+    query
+        .bind(c.provider_id)
+        .bind(c.complaint_id)
+        .bind(c.complainted_mchid)
+        .bind(c.state)
+        .bind(c.complaint_time)
+        .bind(c.detail)
+        .bind(c.problem_type)
+        .bind(c.problem_description)
+        .bind(c.apply_refund_amount)
+        .bind(c.amount_total)
+        .bind(c.payer_phone_sealed)
+        .bind(c.payer_phone_masked)
+        .bind(c.payer_openid)
+        .bind(c.user_complaint_times)
+        .bind(to_flag(c.full_refunded))
+        .bind(to_flag(c.incoming_user_response))
+        .bind(to_flag(c.in_platform_service))
+        .bind(to_flag(c.need_immediate_service))
+        .bind(c.orders)
+        .bind(c.detail_json)
+        .bind(c.history_json)
+        .bind(c.last_action_type)
+        .bind(c.reply_due_at)
+        .bind(c.resolve_due_at)
+        .bind(c.fingerprint)
+        .bind(now)
+}
+
 /// Insert or update; returns the row id and whether it was new.
 pub async fn upsert(conn: &mut AnyConnection, c: &ComplaintWrite<'_>, now: i64) -> StoreResult<(i64, bool)> {
-    let inserted = sqlx::query(
+    let insert = sqlx::query(
         "insert into complaints (provider_id, complaint_id, complainted_mchid, state, complaint_time, detail, \
          problem_type, problem_description, apply_refund_amount, amount_total, payer_phone_sealed, payer_phone_masked, \
          payer_openid, user_complaint_times, full_refunded, incoming_user_response, in_platform_service, \
@@ -144,39 +175,12 @@ pub async fn upsert(conn: &mut AnyConnection, c: &ComplaintWrite<'_>, now: i64) 
          fingerprint, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
          $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $26) on conflict (provider_id, complaint_id) do nothing \
          returning id",
-    )
-    .bind(c.provider_id)
-    .bind(c.complaint_id)
-    .bind(c.complainted_mchid)
-    .bind(c.state)
-    .bind(c.complaint_time)
-    .bind(c.detail)
-    .bind(c.problem_type)
-    .bind(c.problem_description)
-    .bind(c.apply_refund_amount)
-    .bind(c.amount_total)
-    .bind(c.payer_phone_sealed)
-    .bind(c.payer_phone_masked)
-    .bind(c.payer_openid)
-    .bind(c.user_complaint_times)
-    .bind(to_flag(c.full_refunded))
-    .bind(to_flag(c.incoming_user_response))
-    .bind(to_flag(c.in_platform_service))
-    .bind(to_flag(c.need_immediate_service))
-    .bind(c.orders)
-    .bind(c.detail_json)
-    .bind(c.history_json)
-    .bind(c.last_action_type)
-    .bind(c.reply_due_at)
-    .bind(c.resolve_due_at)
-    .bind(c.fingerprint)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    );
+    let inserted = bind_write(insert, c, now).fetch_optional(&mut *conn).await?;
     if let Some(row) = inserted {
         return Ok((col(&row, "id")?, true));
     }
-    let row = sqlx::query(
+    let update = sqlx::query(
         "update complaints set complainted_mchid = $3, state = $4, complaint_time = $5, detail = $6, problem_type = $7, \
          problem_description = $8, apply_refund_amount = $9, amount_total = $10, \
          payer_phone_sealed = coalesce($11, payer_phone_sealed), payer_phone_masked = coalesce($12, payer_phone_masked), \
@@ -185,35 +189,8 @@ pub async fn upsert(conn: &mut AnyConnection, c: &ComplaintWrite<'_>, now: i64) 
          detail_json = $20, history_json = $21, last_action_type = coalesce($22, last_action_type), \
          reply_due_at = $23, resolve_due_at = $24, fingerprint = $25, updated_at = $26 \
          where provider_id = $1 and complaint_id = $2 returning id",
-    )
-    .bind(c.provider_id)
-    .bind(c.complaint_id)
-    .bind(c.complainted_mchid)
-    .bind(c.state)
-    .bind(c.complaint_time)
-    .bind(c.detail)
-    .bind(c.problem_type)
-    .bind(c.problem_description)
-    .bind(c.apply_refund_amount)
-    .bind(c.amount_total)
-    .bind(c.payer_phone_sealed)
-    .bind(c.payer_phone_masked)
-    .bind(c.payer_openid)
-    .bind(c.user_complaint_times)
-    .bind(to_flag(c.full_refunded))
-    .bind(to_flag(c.incoming_user_response))
-    .bind(to_flag(c.in_platform_service))
-    .bind(to_flag(c.need_immediate_service))
-    .bind(c.orders)
-    .bind(c.detail_json)
-    .bind(c.history_json)
-    .bind(c.last_action_type)
-    .bind(c.reply_due_at)
-    .bind(c.resolve_due_at)
-    .bind(c.fingerprint)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
+    );
+    let row = bind_write(update, c, now).fetch_one(&mut *conn).await?;
     Ok((col(&row, "id")?, false))
 }
 

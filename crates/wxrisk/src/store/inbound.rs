@@ -33,6 +33,42 @@ pub async fn insert(conn: &mut AnyConnection, n: &NewInbound<'_>, now: i64) -> S
     row.as_ref().map(|r| col(r, "id")).transpose()
 }
 
+/// Record many notifications in one statement; returns the WeChat ids of those new (redeliveries are skipped).
+pub async fn insert_many(conn: &mut AnyConnection, batch: &[NewInbound<'_>], now: i64) -> StoreResult<Vec<String>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "insert into inbound_notifications (provider_id, notification_id, event_type, resource, create_time, received_at) values ",
+    );
+    for i in 0..batch.len() {
+        let b = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6));
+    }
+    sql.push_str(" on conflict (provider_id, notification_id) do nothing returning provider_id, notification_id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for n in batch {
+        query = query
+            .bind(n.provider_id)
+            .bind(n.notification_id)
+            .bind(n.event_type)
+            .bind(n.resource)
+            .bind(n.create_time)
+            .bind(now);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|r| {
+            let provider_id: i64 = col(r, "provider_id")?;
+            let id: String = col(r, "notification_id")?;
+            Ok(format!("{provider_id}:{id}"))
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 pub struct Rejection<'a> {
     pub provider_id: Option<i64>,

@@ -171,6 +171,45 @@ pub async fn enqueue(conn: &mut AnyConnection, job: &NewJob, now: i64) -> StoreR
     row.as_ref().map(|r| col(r, "id")).transpose()
 }
 
+/// Insert many jobs in one statement, skipping those whose dedupe key exists.
+pub async fn enqueue_many(conn: &mut AnyConnection, jobs: &[&NewJob], now: i64) -> StoreResult<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "insert into jobs (kind, dedupe_key, payload, provider_id, status, attempts, run_at, created_at, updated_at) values ",
+    );
+    for i in 0..jobs.len() {
+        let b = i * 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 6
+        ));
+    }
+    sql.push_str(" on conflict (dedupe_key) do nothing");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for job in jobs {
+        query = query
+            .bind(&job.kind)
+            .bind(&job.dedupe_key)
+            .bind(job.payload.to_string())
+            .bind(job.provider_id)
+            .bind(job.run_at)
+            .bind(now);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Claim the next due job for `worker` until `now + lease_ms`, and open its attempt row.
 pub async fn claim_next(store: &Store, worker: &str, now: i64, lease_ms: i64) -> StoreResult<Option<ClaimedJob>> {
     let mut tx = store.begin().await?;
@@ -375,6 +414,48 @@ pub async fn list(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Attempts of `kind` for a provider started since `since` (Unix ms), excluding `except_attempt`, and the
+/// oldest of them: what a per-minute limit of WeChat Pay's counts.
+pub async fn recent_attempts(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    kind: &str,
+    since: i64,
+    except_attempt: i64,
+) -> StoreResult<(i64, Option<i64>)> {
+    let row = sqlx::query(
+        "select count(*) as n, min(a.started_at) as oldest from job_attempts a join jobs j on j.id = a.job_id \
+         where j.provider_id = $1 and j.kind = $2 and a.started_at >= $3 and a.id <> $4",
+    )
+    .bind(provider_id)
+    .bind(kind)
+    .bind(since)
+    .bind(except_attempt)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((col(&row, "n")?, col(&row, "oldest")?))
+}
+
+/// When the next queued job is due (Unix ms), if any: an idle worker sleeps until then rather than a whole poll
+/// interval, so short waits (deferrals, quick retries) are not stretched.
+pub async fn next_run_at(store: &Store) -> StoreResult<Option<i64>> {
+    let mut conn = store.conn().await?;
+    let row = sqlx::query("select min(run_at) as next from jobs where status = 'queued'").fetch_one(&mut *conn).await?;
+    col(&row, "next")
+}
+
+/// Make a waiting job due now (a job deferred until something else finished, when it has).
+pub async fn wake(conn: &mut AnyConnection, dedupe_key: &str, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "update jobs set run_at = $1, updated_at = $1 where dedupe_key = $2 and status = 'queued' and run_at > $1",
+    )
+    .bind(now)
+    .bind(dedupe_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn find_by_dedupe_key(conn: &mut AnyConnection, dedupe_key: &str) -> StoreResult<Option<JobRow>> {

@@ -172,10 +172,3 @@ pub async fn update(
     .await?;
     Ok(Some(before.status))
 }
-
-/// List filters; `None` means any.
-pub async fn list_processing(conn: &mut AnyConnection, limit: i64) -> StoreResult<Vec<RefundRow>> {
-    let sql = format!("select {COLUMNS} from refunds where status = 'PROCESSING' order by id limit $1");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&mut *conn).await?;
-    rows.iter().map(from_row).collect()
-}

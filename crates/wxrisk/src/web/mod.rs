@@ -1,4 +1,5 @@
-//! HTTP: the JSON API under `/api/v1`, health and metrics. (Callbacks and the console join here later.)
+//! HTTP: the JSON API under `/api/v1`, WeChat Pay's callbacks (`crate::intake`), health and metrics. (The console
+//! joins here later.)
 //!
 //! Contract: every route answers errors as `{"code","message","field"?}` JSON; request bodies are limited to
 //! `http.max_body_bytes`; `Authorization` and `Cookie` headers never reach a log line.

@@ -17,7 +17,6 @@
 //! order is refunded (its amount, or what the user asked when less) and the complaint completed once WeChat Pay
 //! accepted every refund.
 
-use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::AnyConnection;
@@ -134,6 +133,7 @@ fn handling(action: Option<&ActionType>, is_new: bool, times_grew: bool) -> Hand
 pub async fn sync(ctx: &JobContext) -> JobResult {
     let payload: SyncPayload = ctx.payload()?;
     let state = &ctx.state;
+    super::pace(ctx, payload.provider_id, state.config().complaints.history_per_minute).await?;
     let client = client_for(state, payload.provider_id).await?;
     let detail = client.complaint(&payload.complaint_id).await.map_err(wechat_failure)?;
     let history = client.full_negotiation_history(&payload.complaint_id).await.map_err(wechat_failure)?;
@@ -558,16 +558,12 @@ pub async fn enqueue_complete(
     let job = NewJob {
         kind: super::COMPLETE.to_owned(),
         dedupe_key: format!("complete:{provider_id}:{complaint_id}:{times}"),
-        payload: json!({"provider_id": provider_id, "complaint_id": complaint_id, "sub_mchid": sub_mchid}),
+        payload: json!({"provider_id": provider_id, "complaint_id": complaint_id, "sub_mchid": sub_mchid,
+                        "after_reply": format!("reply:{provider_id}:{complaint_id}:{times}")}),
         provider_id: Some(provider_id),
         run_at: now,
     };
     Ok(queue::enqueue(conn, &job, now).await?.is_some())
-}
-
-/// The payer's phone, opened (for operators with the right to see it).
-pub fn open_phone(state: &AppState, sealed: &str) -> Option<String> {
-    state.keyring().open_string(PAYER_PHONE.purpose(), sealed).ok().map(|s| s.expose_secret().to_owned())
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ async fn step(
 pub async fn reply(ctx: &JobContext) -> JobResult {
     let p: ReplyPayload = ctx.payload()?;
     let state = &ctx.state;
+    super::pace(ctx, p.provider_id, state.config().complaints.reply_per_minute).await?;
     let client = client_for(state, p.provider_id).await?;
     let text = fit_reply(&p.text);
     if text.is_empty() {
@@ -80,7 +81,7 @@ pub async fn reply(ctx: &JobContext) -> JobResult {
             idempotent_id: p.idempotent_id.clone(),
         };
         let log_id = client.respond_immediate_service(&p.complaint_id, &request).await.map_err(wechat_failure)?;
-        record_reply(state, &p, &text, json!({"immediate_service": true, "log_id": log_id})).await?;
+        record_reply(ctx, &p, &text, json!({"immediate_service": true, "log_id": log_id})).await?;
         return done(format!("replied through immediate service (log {log_id})"));
     }
     // An earlier attempt may have been answered after we gave up on it: look before replying twice.
@@ -90,21 +91,22 @@ pub async fn reply(ctx: &JobContext) -> JobResult {
             .iter()
             .any(|h| h.operate_type == OperateType::MerchantResponse && h.operate_details.trim() == text.trim());
         if already {
-            record_reply(state, &p, &text, json!({"found_in_history": true})).await?;
+            record_reply(ctx, &p, &text, json!({"found_in_history": true})).await?;
             return done("the reply was already in the negotiation history");
         }
     }
     client.respond(&p.complaint_id, &ResponseRequest::text(&p.sub_mchid, &text)).await.map_err(wechat_failure)?;
-    record_reply(state, &p, &text, json!({})).await?;
+    record_reply(ctx, &p, &text, json!({})).await?;
     done(format!("replied to {}", p.complaint_id))
 }
 
 async fn record_reply(
-    state: &AppState,
+    ctx: &JobContext,
     p: &ReplyPayload,
     text: &str,
     extra: serde_json::Value,
 ) -> Result<(), JobFailure> {
+    let state = &ctx.state;
     let now = state.now_ms();
     let mut conn = state.store().conn().await.map_err(store_failure)?;
     if let Some(row) = complaint_store::get(&mut conn, p.provider_id, &p.complaint_id).await.map_err(store_failure)? {
@@ -124,6 +126,9 @@ struct ComplaintPayload {
     complaint_id: String,
     #[serde(default)]
     sub_mchid: Option<String>,
+    /// The dedupe key of the reply that must go out first (a completed complaint takes no reply).
+    #[serde(default)]
+    after_reply: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +220,14 @@ pub async fn refund(ctx: &JobContext) -> JobResult {
         (provider, row)
     };
     if matches!(row.status.as_str(), "SUCCESS" | "CLOSED" | "FAILED") {
+        // Settled meanwhile (WeChat's notification came first, e.g. after this job's earlier attempt died): what
+        // follows an accepted refund still follows.
+        if row.status == "SUCCESS" && p.complete_after {
+            let mut tx = state.store().begin().await.map_err(store_failure)?;
+            complete_when_all_accepted(&mut tx, &row, p.times, state.now_ms()).await.map_err(store_failure)?;
+            tx.commit().await.map_err(sqlx_failure)?;
+            state.job_wakeup().notify_waiters();
+        }
         return done(format!("refund {} already {}", row.out_refund_no, row.status));
     }
     let client = client_for(state, p.provider_id).await?;
@@ -258,29 +271,10 @@ pub async fn refund(ctx: &JobContext) -> JobResult {
     };
     let now = state.now_ms();
     let mut tx = state.store().begin().await.map_err(store_failure)?;
-    let summary = record_refund_status(
-        &mut tx,
-        state,
-        &row,
-        &answer.status,
-        Some(answer.refund_id.as_str()),
-        Some(answer.user_received_account.as_str()).filter(|a| !a.is_empty()),
-        "refund_accepted",
-    )
-    .await
-    .map_err(store_failure)?;
+    let summary = record_answer(&mut tx, state, &row, &answer).await.map_err(store_failure)?;
     // Accepted (or already done): complete the complaint once every refund of it is accepted.
     if p.complete_after && matches!(answer.status, RefundStatus::Processing | RefundStatus::Success) {
-        let all = refunds::for_complaint(&mut tx, p.provider_id, &row.complaint_id).await.map_err(store_failure)?;
-        let accepted = all
-            .iter()
-            .filter(|r| r.requested_by == "auto")
-            .all(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"));
-        if accepted {
-            enqueue_complete(&mut tx, p.provider_id, &row.complaint_id, &row.sub_mchid, p.times, now)
-                .await
-                .map_err(store_failure)?;
-        }
+        complete_when_all_accepted(&mut tx, &row, p.times, now).await.map_err(store_failure)?;
     }
     if answer.status == RefundStatus::Processing {
         enqueue_query(&mut tx, p.provider_id, &row.out_refund_no, 1, now).await.map_err(store_failure)?;
@@ -288,6 +282,22 @@ pub async fn refund(ctx: &JobContext) -> JobResult {
     tx.commit().await.map_err(sqlx_failure)?;
     state.job_wakeup().notify_waiters();
     done(summary)
+}
+
+/// Enqueue the completion once every automatic refund of the complaint is accepted (PROCESSING or SUCCESS).
+async fn complete_when_all_accepted(
+    conn: &mut AnyConnection,
+    row: &RefundRow,
+    times: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let all = refunds::for_complaint(conn, row.provider_id, &row.complaint_id).await?;
+    let accepted =
+        all.iter().filter(|r| r.requested_by == "auto").all(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"));
+    if accepted {
+        enqueue_complete(conn, row.provider_id, &row.complaint_id, &row.sub_mchid, times, now).await?;
+    }
+    Ok(())
 }
 
 /// How long after the n-th query (1-based) the next one is made: WeChat suggests 1 minute, then backing off.
@@ -319,6 +329,18 @@ async fn enqueue_query(
     };
     queue::enqueue(conn, &job, now).await?;
     Ok(())
+}
+
+/// Store WeChat Pay's answer about a refund (to the request or a query).
+async fn record_answer(
+    conn: &mut AnyConnection,
+    state: &AppState,
+    row: &RefundRow,
+    answer: &wechatpay::api::refunds::Refund,
+) -> StoreResult<String> {
+    let account = Some(answer.user_received_account.as_str()).filter(|a| !a.is_empty());
+    record_refund_status(conn, state, row, &answer.status, Some(answer.refund_id.as_str()), account, "refund_accepted")
+        .await
 }
 
 /// Store what WeChat Pay says of a refund; alert the provider when it failed. Returns a summary.
@@ -419,17 +441,7 @@ pub async fn refund_query(ctx: &JobContext) -> JobResult {
     let answer = client.query_refund(&row.out_refund_no, &row.sub_mchid).await.map_err(wechat_failure)?;
     let now = state.now_ms();
     let mut tx = state.store().begin().await.map_err(store_failure)?;
-    let summary = record_refund_status(
-        &mut tx,
-        state,
-        &row,
-        &answer.status,
-        Some(answer.refund_id.as_str()),
-        Some(answer.user_received_account.as_str()).filter(|a| !a.is_empty()),
-        "refund_accepted",
-    )
-    .await
-    .map_err(store_failure)?;
+    let summary = record_answer(&mut tx, state, &row, &answer).await.map_err(store_failure)?;
     if answer.status == RefundStatus::Processing {
         enqueue_query(&mut tx, p.provider_id, &row.out_refund_no, p.round + 1, now).await.map_err(store_failure)?;
     }
@@ -480,6 +492,18 @@ pub async fn refund_notification(ctx: &JobContext) -> JobResult {
 pub async fn complete(ctx: &JobContext) -> JobResult {
     let p: ComplaintPayload = ctx.payload()?;
     let state = &ctx.state;
+    if let Some(reply_key) = &p.after_reply {
+        // WeChat refuses replies to a completed complaint: wait while our reply is still to be sent (a reply that
+        // is dead does not hold the completion back).
+        let mut conn = state.store().conn().await.map_err(store_failure)?;
+        let reply = queue::find_by_dedupe_key(&mut conn, reply_key).await.map_err(store_failure)?;
+        if let Some(reply) = reply.filter(|r| r.status == "queued" || r.status == "running") {
+            // The reply wakes this job when it is sent; the short wait covers a reply finishing just now.
+            let now = state.now_ms();
+            let after = if reply.status == "running" { now } else { reply.run_at.max(now) };
+            return Err(JobFailure::Defer { until: after + 200 });
+        }
+    }
     let client = client_for(state, p.provider_id).await?;
     let detail = client.complaint(&p.complaint_id).await.map_err(wechat_failure)?;
     if detail.complaint_state == ComplaintState::Processed {
@@ -498,6 +522,18 @@ async fn mark_completed(state: &AppState, p: &ComplaintPayload, detail: serde_js
     if let Some(row) = complaint_store::get(&mut conn, p.provider_id, &p.complaint_id).await.map_err(store_failure)? {
         complaint_store::mark_completed(&mut conn, row.id, now).await.map_err(store_failure)?;
         complaint_store::add_step(&mut conn, row.id, "completed", "ok", &detail, now).await.map_err(store_failure)?;
+    }
+    Ok(())
+}
+
+/// A job finished for good (succeeded or dead), in the transaction that records it: wake what waited for it. The
+/// completion of a round waits for that round's reply (see `complete`); waking it here, where the reply's status
+/// changes, leaves no moment in which the completion could see the reply neither running nor finished.
+pub async fn on_finished(conn: &mut AnyConnection, job: &crate::store::jobs::JobRow, now: i64) -> StoreResult<()> {
+    if job.kind == super::REPLY
+        && let Some(round) = job.dedupe_key.strip_prefix("reply:")
+    {
+        queue::wake(conn, &format!("complete:{round}"), now).await?;
     }
     Ok(())
 }

@@ -98,6 +98,28 @@ pub(crate) async fn client_for(state: &AppState, provider_id: i64) -> Result<Cli
     }
 }
 
+/// Hold the job back (no attempt used) while this provider's attempts of the same kind in the last minute have
+/// reached `per_minute`: WeChat Pay's per-minute limits are the provider's, shared by all instances.
+pub(crate) async fn pace(ctx: &JobContext, provider_id: i64, per_minute: i64) -> Result<(), JobFailure> {
+    let now = ctx.state.now_ms();
+    let mut conn = ctx.state.store().conn().await.map_err(store_failure)?;
+    let (count, oldest) = crate::store::jobs::recent_attempts(
+        &mut conn,
+        provider_id,
+        &ctx.job.job.kind,
+        now - 60_000,
+        ctx.job.attempt_id,
+    )
+    .await
+    .map_err(store_failure)?;
+    if count >= per_minute {
+        // Spread the waiting jobs over the next second rather than waking them all at once.
+        let spread = ctx.job.job.id.rem_euclid(1000);
+        return Err(JobFailure::Defer { until: oldest.unwrap_or(now) + 60_000 + spread });
+    }
+    Ok(())
+}
+
 /// A successful attempt with a short note for the attempt log.
 pub(crate) fn done(message: impl Into<String>) -> JobResult {
     Ok(AttemptRecord { message: Some(message.into()), ..AttemptRecord::default() })

@@ -556,3 +556,97 @@ async fn an_immediate_service_complaint_is_answered_through_its_own_api() {
     );
     w.sim.stop().await;
 }
+
+#[tokio::test]
+async fn replies_wait_for_the_providers_per_minute_allowance_instead_of_failing() {
+    let w = world_with(&[("WXRISK_COMPLAINTS__REPLY_PER_MINUTE", "2")]).await;
+    w.merchant(SUB_MCHID, Some(REPLY_TEXT), false, true).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(w.complain(json!({"sub_mchid": SUB_MCHID})).await);
+    }
+    w.settle().await;
+    assert_eq!(replies_to(&w, &ids).await, 2, "two a minute");
+    let (_, jobs) = w.app.get("/api/v1/jobs?kind=complaint.reply&status=queued").await;
+    assert_eq!(jobs["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(jobs["items"][0]["attempts"], 0, "waiting is not failing");
+    w.advance(Duration::from_secs(62)).await;
+    w.settle().await;
+    assert_eq!(replies_to(&w, &ids).await, 3);
+    w.sim.stop().await;
+}
+
+async fn replies_to(w: &World, ids: &[String]) -> usize {
+    let mut n = 0;
+    for id in ids {
+        n += w.sim_complaint(id).await["replies"].as_array().map_or(0, Vec::len);
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_closed_refund_alerts_the_provider_once_and_its_order_can_be_refunded_again() {
+    let w = world().await;
+    w.merchant(SUB_MCHID, Some(REPLY_TEXT), true, true).await;
+    w.control.post("/robots", json!({"kind": "wecom", "token": "ops"})).await;
+    let channel = json!({"provider_id": w.provider_id, "kind": "wecom_robot", "settings": {"webhook_key": "ops"}});
+    assert_eq!(w.app.post("/api/v1/channels", &channel).await.0, 201);
+    // The refund is accepted (and the complaint completed), then WeChat closes it: no balance for 7 days.
+    let id = w.complain(json!({"sub_mchid": SUB_MCHID, "amount": 800})).await;
+    w.settle().await;
+    let refund = w.sim_refunds().await[0]["refund"].clone();
+    let to = w.app.url(&format!("/callbacks/{}/refunds", w.provider_id));
+    let resource = |amount: i64| {
+        json!({"sp_mchid": SP_MCHID, "sub_mchid": SUB_MCHID, "out_trade_no": refund["out_trade_no"],
+               "transaction_id": refund["transaction_id"], "out_refund_no": refund["out_refund_no"],
+               "refund_id": refund["refund_id"], "refund_status": "CLOSED",
+               "amount": {"total": 800, "refund": amount, "payer_total": 800, "payer_refund": amount}})
+    };
+    // First a notification whose amount is not what we asked: not believed.
+    let sent = w.control.post("/send", json!({"to": to, "event_type": "REFUND.CLOSED", "resource": resource(1)})).await;
+    assert_eq!(sent["status"], 204, "{sent}");
+    w.settle().await;
+    assert_eq!(w.complaint(&id).await["refunds"][0]["status"], "PROCESSING");
+    let sent =
+        w.control.post("/send", json!({"to": to, "event_type": "REFUND.CLOSED", "resource": resource(800)})).await;
+    assert_eq!(sent["status"], 204, "{sent}");
+    w.settle().await;
+    let ours = w.complaint(&id).await;
+    assert_eq!(ours["refunds"][0]["status"], "CLOSED");
+    assert!(steps(&ours).iter().any(|s| s == "refund_failed"));
+    let (_, deliveries) = w.app.get("/api/v1/deliveries?event=refund_failed").await;
+    assert_eq!(deliveries["items"].as_array().map(Vec::len), Some(1), "the provider is told once");
+    // The order may now be refunded again, under a new out_refund_no.
+    let (status, again) = w.app.post(&format!("/api/v1/complaints/{id}/refund"), &json!({})).await;
+    assert_eq!(status, 202, "{again}");
+    w.settle().await;
+    let numbers: Vec<String> = w.complaint(&id).await["refunds"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|r| r["out_refund_no"].as_str().expect("n").to_owned())
+        .collect();
+    assert_eq!(numbers.len(), 2);
+    assert!(numbers[1].ends_with("-R1"), "{numbers:?}");
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_refund_settled_by_wechats_notification_before_our_retry_still_completes_the_complaint() {
+    let w = world().await;
+    w.merchant(SUB_MCHID, Some(REPLY_TEXT), true, true).await;
+    w.control.post("/faults", json!({"method": "POST", "path": "/v3/refund/domestic/refunds", "count": 1, "action": {"kind": "lose_answer"}})).await;
+    let id = w.complain(json!({"sub_mchid": SUB_MCHID})).await;
+    w.settle().await;
+    assert_eq!(w.complaint(&id).await["refunds"][0]["status"], "REQUESTED");
+    // WeChat finishes the refund and says so before our retry is due.
+    w.control.post("/clock/advance", json!({"seconds": 61})).await;
+    w.settle().await;
+    assert_eq!(w.complaint(&id).await["refunds"][0]["status"], "SUCCESS");
+    assert_eq!(w.sim_complaint(&id).await["completed"], false);
+    w.app.advance(Duration::from_secs(11));
+    w.settle().await;
+    assert_eq!(w.sim_complaint(&id).await["completed"], true, "the retried refund job completes it");
+    assert_eq!(w.sim_refunds().await.len(), 1);
+    w.sim.stop().await;
+}

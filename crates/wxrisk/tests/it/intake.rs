@@ -20,20 +20,27 @@ fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// A genuine complaint notification body, encrypted with the provider's APIv3 key.
-fn genuine_body(id: &str, complaint_id: &str) -> String {
-    let key = wechatpay::Apiv3Key::new(APIV3_KEY.as_bytes()).expect("key");
-    let resource = json!({"complaint_id": complaint_id, "action_type": "CREATE_COMPLAINT"}).to_string();
+/// A notification body as WeChat Pay sends it: `resource` encrypted under `apiv3_key`.
+fn encrypted_body(apiv3_key: &[u8], id: &str, event_type: &str, resource: &Value) -> String {
+    let key = wechatpay::Apiv3Key::new(apiv3_key).expect("key");
+    let event_type = wechatpay::enums::EventType::parse(event_type);
+    let original_type = event_type.as_str().split('.').next().unwrap_or_default().to_ascii_lowercase();
     let content = wechatpay::callback::NotificationContent {
         id,
         create_time: "2026-11-27T13:26:46+08:00",
-        event_type: wechatpay::enums::EventType::ComplaintCreate,
-        summary: "产生新投诉",
-        original_type: "complaint",
-        plaintext: &resource,
-        associated_data: "complaint",
+        event_type,
+        summary: "通知",
+        original_type: &original_type,
+        plaintext: &resource.to_string(),
+        associated_data: &original_type,
     };
     serde_json::to_string(&wechatpay::Notification::encrypt(&key, &content).expect("encrypt")).expect("json")
+}
+
+/// A genuine complaint notification body, encrypted with the provider's APIv3 key.
+fn genuine_body(id: &str, complaint_id: &str) -> String {
+    let resource = json!({"complaint_id": complaint_id, "action_type": "CREATE_COMPLAINT"});
+    encrypted_body(APIV3_KEY.as_bytes(), id, "COMPLAINT.CREATE", &resource)
 }
 
 async fn post(app: &TestApp, path: &str, headers: &[(&str, String)], body: impl Into<reqwest::Body>) -> (u16, Value) {
@@ -87,18 +94,9 @@ async fn forged_probe_stale_undecryptable_and_malformed_callbacks_are_refused_an
         "UNKNOWN_KEY",
     ));
     // Genuinely signed, encrypted with another APIv3 key.
-    let other_key = wechatpay::Apiv3Key::new(b"ffffffffffffffffffffffffffffffff").expect("key");
-    let content = wechatpay::callback::NotificationContent {
-        id: "EV-OTHERKEY",
-        create_time: "2026-11-27T13:26:46+08:00",
-        event_type: wechatpay::enums::EventType::ComplaintCreate,
-        summary: "x",
-        original_type: "complaint",
-        plaintext: "{\"complaint_id\":\"1\",\"action_type\":\"CREATE_COMPLAINT\"}",
-        associated_data: "complaint",
-    };
+    let created = json!({"complaint_id": "1", "action_type": "CREATE_COMPLAINT"});
     let undecryptable =
-        serde_json::to_string(&wechatpay::Notification::encrypt(&other_key, &content).expect("e")).expect("j");
+        encrypted_body(b"ffffffffffffffffffffffffffffffff", "EV-OTHERKEY", "COMPLAINT.CREATE", &created);
     cases.push((
         "undecryptable",
         signed(&undecryptable, now_secs(), &platform_key, PLATFORM_SERIAL),
@@ -130,20 +128,9 @@ async fn forged_probe_stale_undecryptable_and_malformed_callbacks_are_refused_an
         assert_eq!(sqlx::Row::get::<String, _>(&row, "reason"), reason, "{name}");
     }
     // A refund notification on the complaint path, genuinely signed: the wrong door.
-    let key = wechatpay::Apiv3Key::new(APIV3_KEY.as_bytes()).expect("key");
-    let refund_resource = json!({"sub_mchid": SUB_MCHID, "out_refund_no": "R1", "refund_status": "SUCCESS",
-                                 "amount": {"total": 1, "refund": 1}})
-    .to_string();
-    let content = wechatpay::callback::NotificationContent {
-        id: "EV-REFUND",
-        create_time: "2026-11-27T13:26:46+08:00",
-        event_type: wechatpay::enums::EventType::RefundSuccess,
-        summary: "退款成功",
-        original_type: "refund",
-        plaintext: &refund_resource,
-        associated_data: "refund",
-    };
-    let wrong = serde_json::to_string(&wechatpay::Notification::encrypt(&key, &content).expect("e")).expect("j");
+    let refund = json!({"sub_mchid": SUB_MCHID, "out_refund_no": "R1", "refund_status": "SUCCESS",
+                        "amount": {"total": 1, "refund": 1}});
+    let wrong = encrypted_body(APIV3_KEY.as_bytes(), "EV-REFUND", "REFUND.SUCCESS", &refund);
     let (got, _) = post(app, &path, &signed(&wrong, now_secs(), &platform_key, PLATFORM_SERIAL), wrong).await;
     assert_eq!(got, 400);
     // Too big to be a callback.
@@ -204,17 +191,8 @@ async fn the_legacy_path_finds_its_provider_by_the_key_that_decrypts() {
     assert_eq!(providers, [w.provider_id, w.provider_id], "the provider whose APIv3 key opens it");
     drop(conn);
     // Signed by WeChat, but no provider's APIv3 key opens it.
-    let key = wechatpay::Apiv3Key::new(b"00000000000000000000000000000000").expect("key");
-    let content = wechatpay::callback::NotificationContent {
-        id: "EV-NOBODY",
-        create_time: "2026-11-27T13:26:46+08:00",
-        event_type: wechatpay::enums::EventType::ComplaintCreate,
-        summary: "x",
-        original_type: "complaint",
-        plaintext: "{\"complaint_id\":\"1\",\"action_type\":\"CREATE_COMPLAINT\"}",
-        associated_data: "complaint",
-    };
-    let body = serde_json::to_string(&wechatpay::Notification::encrypt(&key, &content).expect("e")).expect("j");
+    let created = json!({"complaint_id": "1", "action_type": "CREATE_COMPLAINT"});
+    let body = encrypted_body(b"00000000000000000000000000000000", "EV-NOBODY", "COMPLAINT.CREATE", &created);
     let (status, _) = post(
         app,
         "/complaint/complaintbaseinfo/notify/complaintNotifyCallBack",

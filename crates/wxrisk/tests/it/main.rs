@@ -6,6 +6,7 @@ mod api_deliveries;
 mod api_merchants;
 mod api_providers;
 mod cli;
+mod cluster;
 mod complaints;
 mod crosscheck;
 mod health;
