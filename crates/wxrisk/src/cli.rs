@@ -55,6 +55,9 @@ pub enum Command {
     /// Notification channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// A provider's setup at WeChat Pay.
+    #[command(subcommand)]
+    Wechat(WechatCommand),
     /// Secrets at rest.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -148,6 +151,20 @@ pub enum JobsCommand {
     },
     /// Requeue a dead job (or run a waiting one now).
     Retry { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WechatCommand {
+    /// Create or update the complaint and violation notification URLs at WeChat Pay from WXRISK_PUBLIC_URL.
+    Register {
+        #[arg(long)]
+        provider: i64,
+    },
+    /// Show the notification URLs WeChat Pay has for the provider, and the ones wxrisk expects.
+    Callbacks {
+        #[arg(long)]
+        provider: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +329,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Jobs(command) => jobs(config, command).await,
         Command::Channel(ChannelCommand::Test { id }) => test_channel(config, id).await,
+        Command::Wechat(command) => wechat(config, command).await,
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
         Command::Sim(args) => simulator(config, args).await,
     }
@@ -377,6 +395,52 @@ async fn jobs(config: Config, command: JobsCommand) -> anyhow::Result<()> {
     }
     state.store().close().await;
     Ok(())
+}
+
+async fn wechat(config: Config, command: WechatCommand) -> anyhow::Result<()> {
+    let app = App::builder(config).role(Role::Worker).build().await?;
+    let state = app.state();
+    let result = match command {
+        WechatCommand::Register { provider } => match crate::wechat::register_callbacks(state, provider).await {
+            Ok(done) => {
+                for (name, r) in [("complaints", &done.complaints), ("violations", &done.violations)] {
+                    println!(
+                        "{name}: {} {}{}",
+                        r.action,
+                        r.url,
+                        match &r.before {
+                            Some(before) if *before != r.url => format!(" (was {before})"),
+                            _ => String::new(),
+                        }
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+        WechatCommand::Callbacks { provider } => match crate::wechat::current_urls(state, provider).await {
+            Ok((complaints, violations)) => {
+                let expected = crate::wechat::expected_urls(state, provider);
+                let none = || "(none)".to_owned();
+                println!("complaints at WeChat Pay: {}", complaints.clone().unwrap_or_else(none));
+                println!("violations at WeChat Pay: {}", violations.clone().unwrap_or_else(none));
+                match expected {
+                    Ok((c, v)) => {
+                        let in_place = complaints.as_deref() == Some(&c) && violations.as_deref() == Some(&v);
+                        println!(
+                            "expected: {c} and {v} — {}",
+                            if in_place { "in place" } else { "run `wxrisk wechat register`" }
+                        );
+                    }
+                    Err(e) => println!("expected: none ({e})"),
+                }
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!(e)),
+        },
+    };
+    state.store().close().await;
+    result
 }
 
 async fn test_channel(config: Config, id: i64) -> anyhow::Result<()> {

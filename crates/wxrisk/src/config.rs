@@ -63,6 +63,13 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub notify: NotifyConfig,
     pub complaints: ComplaintsConfig,
+    pub risk: RiskConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct RiskConfig {
+    /// 1–100.
+    pub alert_score: i64,
 }
 
 /// Complaint intake, reconciliation and deadlines.
@@ -146,6 +153,13 @@ struct RawConfig {
     jobs: RawJobs,
     notify: RawNotify,
     complaints: RawComplaints,
+    risk: RawRisk,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRisk {
+    alert_score: i64,
 }
 
 #[derive(Deserialize)]
@@ -270,7 +284,7 @@ impl Config {
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
              resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
-             history_per_minute = {hpm}\n",
+             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -315,6 +329,7 @@ impl Config {
             dsoon = format_duration(self.complaints.due_soon),
             rpm = self.complaints.reply_per_minute,
             hpm = self.complaints.history_per_minute,
+            ascore = self.risk.alert_score,
         )
     }
 
@@ -434,6 +449,10 @@ impl RawConfig {
             return Err(ConfigError::invalid("notify.timeout", "must be more than zero"));
         }
         let complaints = self.complaints.validate(&duration)?;
+        if !(1..=100).contains(&self.risk.alert_score) {
+            return Err(ConfigError::invalid("risk.alert_score", "must be 1 to 100"));
+        }
+        let risk = RiskConfig { alert_score: self.risk.alert_score };
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -448,6 +467,7 @@ impl RawConfig {
             jobs,
             notify,
             complaints,
+            risk,
         })
     }
 }

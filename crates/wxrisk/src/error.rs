@@ -29,6 +29,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
+    /// WeChat Pay (or another service we called for the request) refused or failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -36,7 +39,7 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_FIELD`, `UNKNOWN_FIELD`, `MISSING_FIELD`, `MALFORMED_JSON`, `NOT_FOUND`,
-    /// `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
+    /// `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `UPSTREAM`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`settings.to[1]`), when there is one.
@@ -69,6 +72,7 @@ impl ApiError {
             }
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", None),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", None),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UPSTREAM", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None),
         }
     }

@@ -1,4 +1,4 @@
-//! Callback endpoints: where WeChat Pay delivers complaint and refund notifications.
+//! Callback endpoints: where WeChat Pay delivers complaint, violation and refund notifications.
 //!
 //! Contract (DESIGN.md "Intake does four things only"): read the raw body (at most
 //! `complaints.callback_max_body_bytes`), verify its signature over those exact bytes (timestamp window, known
@@ -10,9 +10,10 @@
 //! `wxrisk_callback_rejections_total{reason}` and written to the capped rejection log (at most
 //! [`RejectionBudget::PER_SECOND`](crate::state::RejectionBudget) a second).
 //!
-//! Paths: `/callbacks/{provider_id}/complaints`, `/callbacks/{provider_id}/refunds`, and the complaint path of the
-//! system wxrisk replaces, [`LEGACY_COMPLAINTS`] (also under `complaints.legacy_prefix`), which names no provider:
-//! the provider is the one whose keys verify the signature and whose APIv3 key decrypts the resource.
+//! Paths: `/callbacks/{provider_id}/complaints`, `/callbacks/{provider_id}/violations`,
+//! `/callbacks/{provider_id}/refunds`, and the paths of the system wxrisk replaces, [`LEGACY_COMPLAINTS`] and
+//! [`LEGACY_VIOLATIONS`] (also under `complaints.legacy_prefix`), which name no provider: the provider is the one
+//! whose keys verify the signature and whose APIv3 key decrypts the resource.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -32,15 +33,21 @@ use crate::workflow;
 
 /// The complaint callback path of the system wxrisk replaces.
 pub const LEGACY_COMPLAINTS: &str = "/complaint/complaintbaseinfo/notify/complaintNotifyCallBack";
+/// Its violation callback path.
+pub const LEGACY_VIOLATIONS: &str = "/violation/violationbaseinfo/notify/violationNotifyCallBack";
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new()
         .route("/callbacks/{provider_id}/complaints", post(complaint_callback))
         .route("/callbacks/{provider_id}/refunds", post(refund_callback))
-        .route(LEGACY_COMPLAINTS, post(legacy_complaint_callback));
+        .route("/callbacks/{provider_id}/violations", post(violation_callback))
+        .route(LEGACY_COMPLAINTS, post(legacy_complaint_callback))
+        .route(LEGACY_VIOLATIONS, post(legacy_violation_callback));
     let prefix = &state.config().complaints.legacy_prefix;
     if !prefix.is_empty() {
-        router = router.route(&format!("{prefix}{LEGACY_COMPLAINTS}"), post(legacy_complaint_callback));
+        router = router
+            .route(&format!("{prefix}{LEGACY_COMPLAINTS}"), post(legacy_complaint_callback))
+            .route(&format!("{prefix}{LEGACY_VIOLATIONS}"), post(legacy_violation_callback));
     }
     router
 }
@@ -50,6 +57,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 pub enum Family {
     Complaint,
     Refund,
+    Violation,
 }
 
 impl Family {
@@ -57,6 +65,7 @@ impl Family {
         match self {
             Family::Complaint => "complaint",
             Family::Refund => "refund",
+            Family::Violation => "violation",
         }
     }
 }
@@ -109,9 +118,25 @@ async fn refund_callback(
     answer(&state, &path, Family::Refund, &headers, outcome).await
 }
 
+async fn violation_callback(
+    State(state): State<AppState>,
+    Path(provider_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = format!("/callbacks/{provider_id}/violations");
+    let outcome = receive(&state, provider_id.parse().ok().or(Some(-1)), Family::Violation, &headers, body).await;
+    answer(&state, &path, Family::Violation, &headers, outcome).await
+}
+
 async fn legacy_complaint_callback(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let outcome = receive(&state, None, Family::Complaint, &headers, body).await;
     answer(&state, LEGACY_COMPLAINTS, Family::Complaint, &headers, outcome).await
+}
+
+async fn legacy_violation_callback(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let outcome = receive(&state, None, Family::Violation, &headers, body).await;
+    answer(&state, LEGACY_VIOLATIONS, Family::Violation, &headers, outcome).await
 }
 
 /// What the body was, for the rejection log (never the body itself: it may be anyone's).
@@ -272,6 +297,17 @@ async fn record(
                 dedupe_key: format!("sync:{provider_id}:notification:{}", notification.id),
                 payload: json!({"provider_id": provider_id, "complaint_id": notice.complaint_id,
                                 "action_type": notice.action_type.as_str(), "notification_id": notification.id}),
+                provider_id: Some(provider_id),
+                run_at: state.now_ms(),
+            },
+            serde_json::to_string(notice),
+        ),
+        (Event::Violation(notice), Family::Violation) => (
+            NewJob {
+                kind: workflow::VIOLATION.to_owned(),
+                dedupe_key: format!("violation-notification:{provider_id}:{}", notification.id),
+                payload: json!({"provider_id": provider_id, "notification_id": notification.id,
+                                "event_type": notification.event_type.as_str(), "notice": notice}),
                 provider_id: Some(provider_id),
                 run_at: state.now_ms(),
             },

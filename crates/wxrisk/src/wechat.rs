@@ -149,3 +149,102 @@ pub fn build<'a>(
     };
     Client::new(config, credentials, public_key, certs).map_err(|e| config_error(e.to_string()))
 }
+
+/// What registering one callback URL did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Registration {
+    /// The URL WeChat Pay has now.
+    pub url: String,
+    /// What it had before (`None`: nothing).
+    pub before: Option<String>,
+    /// `created`, `updated` or `unchanged`.
+    pub action: String,
+}
+
+/// Both URLs, registered.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Registrations {
+    pub complaints: Registration,
+    pub violations: Registration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("no provider has id {0}")]
+    UnknownProvider(i64),
+    /// `public_url` is missing or cannot be registered at WeChat Pay.
+    #[error("{0}")]
+    PublicUrl(String),
+    #[error("WeChat Pay: {0}")]
+    Wechat(#[from] wechatpay::Error),
+}
+
+/// The callback URLs this provider should have at WeChat Pay: `(complaints, violations)`.
+pub fn expected_urls(state: &AppState, provider_id: i64) -> Result<(String, String), RegistrationError> {
+    let config = state.config();
+    let Some(public) = &config.public_url else {
+        return Err(RegistrationError::PublicUrl(
+            "set WXRISK_PUBLIC_URL (the https address WeChat Pay reaches) before registering callbacks".into(),
+        ));
+    };
+    // WeChat Pay calls https only; plain http is accepted for the simulator on this machine (both loopback).
+    let loopback = |url: &url::Url| {
+        url.host_str()
+            .is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    };
+    if public.scheme() != "https" && !(loopback(public) && loopback(&config.wechatpay_base_url)) {
+        return Err(RegistrationError::PublicUrl(format!(
+            "WXRISK_PUBLIC_URL is {public}: WeChat Pay only calls https:// URLs; set the https address of this service"
+        )));
+    }
+    let base = config.public_base().unwrap_or_default();
+    Ok((format!("{base}/callbacks/{provider_id}/complaints"), format!("{base}/callbacks/{provider_id}/violations")))
+}
+
+/// What WeChat Pay has now for this provider: `(complaint URL, violation URL)`.
+pub async fn current_urls(
+    state: &AppState,
+    provider_id: i64,
+) -> Result<(Option<String>, Option<String>), RegistrationError> {
+    let client =
+        state.wechat().get(state, provider_id).await?.ok_or(RegistrationError::UnknownProvider(provider_id))?;
+    let complaints = client.complaint_notification_url().await?.map(|u| u.url);
+    let violations = client.violation_notification_url().await?.map(|u| u.notify_url);
+    Ok((complaints, violations))
+}
+
+/// Create or update both callback URLs at WeChat Pay from `public_url`; leave them alone when already right.
+pub async fn register_callbacks(state: &AppState, provider_id: i64) -> Result<Registrations, RegistrationError> {
+    let (complaint_url, violation_url) = expected_urls(state, provider_id)?;
+    let client =
+        state.wechat().get(state, provider_id).await?.ok_or(RegistrationError::UnknownProvider(provider_id))?;
+    let before = client.complaint_notification_url().await?.map(|u| u.url);
+    let complaints = match &before {
+        Some(url) if *url == complaint_url => "unchanged",
+        Some(_) => {
+            client.set_complaint_notification_url(&complaint_url, true).await?;
+            "updated"
+        }
+        None => {
+            client.set_complaint_notification_url(&complaint_url, false).await?;
+            "created"
+        }
+    };
+    let complaints = Registration { url: complaint_url, before, action: complaints.to_owned() };
+    let before = client.violation_notification_url().await?.map(|u| u.notify_url);
+    let violations = match &before {
+        Some(url) if *url == violation_url => "unchanged",
+        Some(_) => {
+            client.set_violation_notification_url(&violation_url, true).await?;
+            "updated"
+        }
+        None => {
+            client.set_violation_notification_url(&violation_url, false).await?;
+            "created"
+        }
+    };
+    let violations = Registration { url: violation_url, before, action: violations.to_owned() };
+    Ok(Registrations { complaints, violations })
+}

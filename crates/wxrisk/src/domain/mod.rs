@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod merchant;
 pub mod provider;
+pub mod risk;
 pub mod values;
 
 pub use values::{Apiv3Key, Appid, Mchid};

@@ -31,11 +31,13 @@ pub enum EventKind {
     ViolationPunish,
     ViolationIntercept,
     ViolationAppeal,
+    /// A sub-merchant's risk score reached the alert threshold.
+    RiskAlert,
     JobDead,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::ComplaintCreated,
         EventKind::ComplaintContinued,
         EventKind::ComplaintUserReplied,
@@ -48,6 +50,7 @@ impl EventKind {
         EventKind::ViolationPunish,
         EventKind::ViolationIntercept,
         EventKind::ViolationAppeal,
+        EventKind::RiskAlert,
         EventKind::JobDead,
     ];
 
@@ -65,6 +68,7 @@ impl EventKind {
             EventKind::ViolationPunish => "violation_punish",
             EventKind::ViolationIntercept => "violation_intercept",
             EventKind::ViolationAppeal => "violation_appeal",
+            EventKind::RiskAlert => "risk_alert",
             EventKind::JobDead => "job_dead",
         }
     }
@@ -82,6 +86,7 @@ impl EventKind {
                 | EventKind::SlaOverdue
                 | EventKind::ViolationPunish
                 | EventKind::ViolationIntercept
+                | EventKind::RiskAlert
                 | EventKind::JobDead
         )
     }
@@ -100,6 +105,7 @@ impl EventKind {
             EventKind::ViolationPunish => ("违规处罚", "Violation penalty"),
             EventKind::ViolationIntercept => ("交易拦截", "Payments intercepted"),
             EventKind::ViolationAppeal => ("申诉进展", "Appeal update"),
+            EventKind::RiskAlert => ("风险预警", "Risk alert"),
             EventKind::JobDead => ("任务失败", "Task failed"),
         };
         locale.pick(zh, en)
@@ -109,11 +115,20 @@ impl EventKind {
         match (self, locale) {
             (EventKind::JobDead, Locale::Zh) => "【{{ event.label }}】{{ data.job.kind }} #{{ data.job.id }}",
             (EventKind::JobDead, Locale::En) => "[{{ event.label }}] {{ data.job.kind }} #{{ data.job.id }}",
-            (k, Locale::Zh) if k.is_violation() => "【{{ event.label }}】{{ merchant.name }}（{{ merchant.mchid }}）",
-            (k, Locale::En) if k.is_violation() => "[{{ event.label }}] {{ merchant.name }} ({{ merchant.mchid }})",
+            (k, Locale::Zh) if k.is_about_merchant() => {
+                "【{{ event.label }}】{{ merchant.name }}（{{ merchant.mchid }}）"
+            }
+            (k, Locale::En) if k.is_about_merchant() => {
+                "[{{ event.label }}] {{ merchant.name }} ({{ merchant.mchid }})"
+            }
             (_, Locale::Zh) => "【{{ event.label }}】{{ merchant.name }}：{{ data.complaint.id }}",
             (_, Locale::En) => "[{{ event.label }}] {{ merchant.name }}: {{ data.complaint.id }}",
         }
+    }
+
+    /// Events about a sub-merchant rather than one complaint: the subject names the sub-merchant.
+    fn is_about_merchant(self) -> bool {
+        self.is_violation() || self == EventKind::RiskAlert
     }
 
     fn is_violation(self) -> bool {
@@ -249,6 +264,12 @@ fn facts(kind: EventKind, data: &Value, locale: Locale) -> Vec<(&'static str, St
     add(l("处罚方案", "Penalty"), text(&violation["punish_plan"]));
     add(l("处置时间", "Time"), text(&violation["punish_time"]));
     add(l("说明", "Details"), text(&violation["description"]));
+    let risk = &data["risk"];
+    add(
+        l("风险分", "Risk score"),
+        risk["score"].as_i64().map(|s| format!("{s} / 100（预警线 {}）", risk["threshold"])),
+    );
+    add(l("依据", "Why"), text(&risk["summary"]));
     let job = &data["job"];
     add(l("任务", "Task"), text(&job["kind"]).map(|k| format!("{k} #{}", text(&job["id"]).unwrap_or_default())));
     add(l("错误", "Error"), text(&job["error"]));
@@ -387,6 +408,7 @@ pub fn sample_data(kind: EventKind, now_ms: i64) -> Value {
                       "detail": "这是一条测试通知", "deadline_ms": now_ms + 86_400_000},
         "refund": if matches!(kind, EventKind::RefundSucceeded | EventKind::RefundFailed) { json!({"out_refund_no": "CR-TEST-1", "amount_fen": 990, "status": "SUCCESS"}) } else { Value::Null },
         "violation": if kind.is_violation() { json!({"record_id": "TEST-RECORD-1", "company_name": "示例科技有限公司", "risk_type": "TRANSACTION_DISPUTE", "risk_label": "交易纠纷", "punish_plan": "暂停支付功能", "punish_time": "2026-11-27T10:00:00+08:00"}) } else { Value::Null },
+        "risk": if kind == EventKind::RiskAlert { json!({"score": 72, "threshold": 60, "summary": "30 天：投诉 12 起（重复 3，平台介入 2），超时 1 起，处罚 1 次，拦截 0 次"}) } else { Value::Null },
         "job": if kind == EventKind::JobDead { json!({"id": 1, "kind": "complaint.reply", "error": "HTTP 400: PARAM_ERROR"}) } else { Value::Null },
         "actions": ["已自动回复", "已发起退款 ¥9.90"],
         "time_ms": now_ms,

@@ -161,6 +161,10 @@ pub mod links {
         format!("/console/providers/{provider_id}/violations/{record_id}")
     }
 
+    pub fn merchant_risk(provider_id: i64, mchid: &str) -> String {
+        format!("/console/providers/{provider_id}/merchants/{mchid}/risk")
+    }
+
     pub fn job(job_id: i64) -> String {
         format!("/console/jobs/{job_id}")
     }

@@ -207,6 +207,11 @@ pub async fn mark_replied(conn: &mut AnyConnection, id: i64, now: i64) -> StoreR
     Ok(())
 }
 
+pub async fn mark_platform_involved(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("update complaints set platform_involved = 1 where id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Take WeChat's state for the complaint (read outside a sync, e.g. by a deadline check).
 pub async fn set_state(conn: &mut AnyConnection, id: i64, state: &str, now: i64) -> StoreResult<()> {
     sqlx::query("update complaints set state = $1, updated_at = $2 where id = $3")

@@ -110,6 +110,13 @@ pub async fn find_by_mchid(
     list(conn, &filter, Page { after_id: 0, limit: 10 }).await
 }
 
+/// Every sub-merchant of a provider.
+pub async fn for_provider(conn: &mut AnyConnection, provider_id: i64) -> StoreResult<Vec<MerchantRow>> {
+    let sql = format!("select {COLUMNS} from merchants where provider_id = $1 order by id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn list(conn: &mut AnyConnection, filter: &MerchantFilter, page: Page) -> StoreResult<Vec<MerchantRow>> {
     // Each filter is `($n is null or column = $n)`, so one SQL text serves every combination.
     let sql = format!(

@@ -33,8 +33,12 @@ macro_rules! migration {
     };
 }
 
-pub static MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001_foundation"), migration!(2, "0002_notifications"), migration!(3, "0003_complaints")];
+pub static MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_foundation"),
+    migration!(2, "0002_notifications"),
+    migration!(3, "0003_complaints"),
+    migration!(4, "0004_violations"),
+];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.
 const PG_MIGRATION_LOCK: i64 = 0x7778_7269_736b;

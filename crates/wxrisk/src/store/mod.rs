@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod templates;
 pub mod tokens;
 pub mod users;
+pub mod violations;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Row as _};

@@ -236,6 +236,23 @@ async fn store_and_plan(
         fingerprint: &fingerprint(detail),
     };
     let (row_id, is_new) = store::upsert(conn, &write, now).await?;
+    let platform_action = matches!(
+        payload.action_type.as_deref().map(ActionType::parse),
+        Some(
+            ActionType::ResponseByPlatform | ActionType::UserApplyPlatformService | ActionType::PlatformServiceFinished
+        )
+    );
+    if detail.in_platform_service || platform_action {
+        store::mark_platform_involved(conn, row_id).await?;
+    }
+    super::violations::enqueue_risk_check(
+        conn,
+        provider.id,
+        &detail.complainted_mchid,
+        &format!("complaint:{}:{}", detail.complaint_id, fingerprint(detail)),
+        now,
+    )
+    .await?;
     let row = store::by_row_id(conn, row_id).await?.ok_or(StoreError::NotFound("complaint"))?;
     let source = match (&payload.notification_id, &payload.action_type) {
         (Some(id), Some(action)) => json!({"notification_id": id, "action_type": action}),
@@ -344,9 +361,31 @@ impl PlanContext<'_> {
 
             // The money.
             let auto_refund = self.merchant.map_or(provider.default_auto_refund, |m| m.auto_refund);
+            let refund_limited = auto_refund
+                && super::violations::limited_functions(conn, provider.id, &self.detail.complainted_mchid)
+                    .await?
+                    .iter()
+                    .any(|f| f == "NO_REFUND");
             if !auto_refund {
                 store::add_step(conn, row.id, "refund", "skipped", &json!({"reason": "auto-refund is off"}), now)
                     .await?;
+            } else if refund_limited {
+                // WeChat would refuse it: tell the provider instead of failing at WeChat.
+                store::add_step(
+                    conn,
+                    row.id,
+                    "refund",
+                    "skipped",
+                    &json!({"reason": "NO_REFUND: WeChat limits refunds of this sub-merchant"}),
+                    now,
+                )
+                .await?;
+                self.alert_refund_limited(conn, times).await?;
+                actions.push(say(
+                    self.locale(),
+                    "退款功能受限（NO_REFUND），未自动退款",
+                    "refunds limited by WeChat (NO_REFUND): not refunded",
+                ));
             } else if self.detail.problem_type == Some(ProblemType::Refund) {
                 let job = NewJob {
                     kind: REFUND_PROGRESS.to_owned(),
@@ -402,6 +441,27 @@ impl PlanContext<'_> {
             "{complaint_id}: {}; {notified} notification(s)",
             if summary.is_empty() { "no action".to_owned() } else { summary.join(", ") }
         ))
+    }
+
+    /// Tell the provider an automatic refund was not made because WeChat limits this sub-merchant's refunds.
+    async fn alert_refund_limited(&self, conn: &mut AnyConnection, times: i64) -> StoreResult<()> {
+        let amount: i64 = refund_plan(self.detail).iter().map(|(_, a)| a).sum();
+        let event = NotificationEvent {
+            kind: EventKind::RefundFailed,
+            key: format!("refund-limited:{}:{}:{times}", self.provider.id, self.detail.complaint_id),
+            provider_id: self.provider.id,
+            merchant_mchid: Some(self.detail.complainted_mchid.clone()),
+            to_merchant: false,
+            data: json!({
+                "complaint": {"id": self.detail.complaint_id, "amount_fen": self.row.amount_total},
+                "refund": {"amount_fen": amount, "status": "NO_REFUND"},
+                "actions": [say(self.locale(), "微信支付限制了该子商户的退款功能，未自动退款，请人工处理", "WeChat Pay limits this sub-merchant's refunds: not refunded automatically")],
+                "time_ms": self.now,
+                "link_path": notify::links::complaint(self.provider.id, &self.detail.complaint_id),
+            }),
+        };
+        notify::enqueue(conn, self.state, &event).await?;
+        Ok(())
     }
 
     /// Enqueue the notification for this complaint; returns how many deliveries it made.

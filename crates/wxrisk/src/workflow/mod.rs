@@ -22,6 +22,7 @@ pub mod complaints;
 pub mod effects;
 pub mod reconcile;
 pub mod sla;
+pub mod violations;
 
 use wechatpay::Client;
 
@@ -38,6 +39,9 @@ pub const SLA: &str = "complaint.sla";
 pub const RECONCILE: &str = "complaint.reconcile";
 pub const REFUND_QUERY: &str = "refund.query";
 pub const REFUND_NOTIFICATION: &str = "refund.notification";
+pub const VIOLATION: &str = "violation.record";
+pub const LIMITATIONS: &str = "merchant.limitations";
+pub const RISK_CHECK: &str = "merchant.risk";
 
 /// A job handler that is a plain function.
 struct FnHandler(for<'a> fn(&'a JobContext) -> BoxFuture<'a, JobResult>);
@@ -59,6 +63,9 @@ pub fn register(registry: &mut JobRegistry) {
     registry.register(REFUND_NOTIFICATION, FnHandler(|ctx| Box::pin(effects::refund_notification(ctx))));
     registry.register(SLA, FnHandler(|ctx| Box::pin(sla::check(ctx))));
     registry.register(RECONCILE, FnHandler(|ctx| Box::pin(reconcile::run(ctx))));
+    registry.register(VIOLATION, FnHandler(|ctx| Box::pin(violations::record(ctx))));
+    registry.register(LIMITATIONS, FnHandler(|ctx| Box::pin(violations::check_limitations(ctx))));
+    registry.register(RISK_CHECK, FnHandler(|ctx| Box::pin(violations::check_risk(ctx))));
 }
 
 /// A database failure: worth retrying.

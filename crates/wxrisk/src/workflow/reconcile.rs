@@ -84,11 +84,15 @@ pub async fn schedule(state: &AppState) -> StoreResult<usize> {
     Ok(created)
 }
 
-/// In worker processes: schedule reconciliations once a minute (each provider once per interval) until stopped.
+/// In worker processes, once a minute until stopped: schedule reconciliations (each provider once per interval)
+/// and the daily limitation checks (each sub-merchant once per day).
 pub async fn run_scheduler(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     loop {
         if let Err(error) = schedule(&state).await {
             tracing::warn!(%error, "could not schedule complaint reconciliation; trying again in a minute");
+        }
+        if let Err(error) = super::violations::schedule_daily(&state).await {
+            tracing::warn!(%error, "could not schedule the daily limitation checks; trying again in a minute");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

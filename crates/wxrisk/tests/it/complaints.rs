@@ -49,6 +49,10 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
         .set_complaint_notification_url(&app.url(&format!("/callbacks/{provider_id}/complaints")), false)
         .await
         .expect("notification URL registered");
+    client
+        .set_violation_notification_url(&app.url(&format!("/callbacks/{provider_id}/violations")), false)
+        .await
+        .expect("violation URL registered");
     World { app, sim, control, provider_id }
 }
 

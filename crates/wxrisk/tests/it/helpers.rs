@@ -95,6 +95,8 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
         ("WXRISK_JOBS__LEASE".into(), "30s".into()),
         ("WXRISK_DATABASE__MAX_CONNECTIONS".into(), "5".into()),
     ];
+    // The test's own settings replace the defaults above.
+    env.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Config::load(None, env).expect("test config")
 }

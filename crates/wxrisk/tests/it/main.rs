@@ -19,3 +19,4 @@ mod notify_email;
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]
 mod support;
+mod violations;

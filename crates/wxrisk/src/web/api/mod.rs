@@ -1,5 +1,6 @@
 //! The JSON API, version 1, and its OpenAPI document (`/api/v1/openapi.json`).
 
+pub mod callbacks;
 pub mod channels;
 pub mod complaints;
 pub mod deliveries;
@@ -7,7 +8,9 @@ pub mod jobs;
 pub mod merchants;
 pub mod providers;
 pub mod rejections;
+pub mod risk;
 pub mod templates;
+pub mod violations;
 
 use axum::Json;
 use axum::Router;
@@ -30,7 +33,8 @@ use crate::store::{Tx, audit};
         channels::create, channels::list, channels::get, channels::update, channels::delete, channels::test,
         deliveries::list, deliveries::get, deliveries::retry,
         complaints::list, complaints::get, complaints::reply, complaints::refund, complaints::complete,
-        complaints::refund_progress, rejections::list,
+        complaints::refund_progress, rejections::list, violations::list, violations::get, risk::merchant, risk::ranking,
+        callbacks::show, callbacks::register,
         templates::list, templates::get, templates::put, templates::delete,
         jobs::list, jobs::get, jobs::retry,
     ),
@@ -73,6 +77,12 @@ pub fn router() -> Router<AppState> {
         .route("/complaints/{complaint_id}/complete", axum::routing::post(complaints::complete))
         .route("/complaints/{complaint_id}/refund-progress", axum::routing::post(complaints::refund_progress))
         .route("/callback-rejections", get(rejections::list))
+        .route("/violations", get(violations::list))
+        .route("/violations/{id}", get(violations::get))
+        .route("/merchants/{id}/risk", get(risk::merchant))
+        .route("/risk/merchants", get(risk::ranking))
+        .route("/providers/{id}/callbacks", get(callbacks::show))
+        .route("/providers/{id}/register-callbacks", axum::routing::post(callbacks::register))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{id}", get(deliveries::get))
         .route("/deliveries/{id}/retry", axum::routing::post(deliveries::retry))
