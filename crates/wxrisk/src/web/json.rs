@@ -223,3 +223,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             .map_err(|_| ApiError::NotFound("record"))
     }
 }
+
+/// A time filter of a list (`since`, `until`): RFC 3339, or a date meaning that day in Asia/Shanghai — its start,
+/// or with `end_of_day` the start of the next day.
+pub fn time_param(field: &str, value: Option<&str>, end_of_day: bool) -> Result<Option<i64>, ApiError> {
+    match value.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => crate::clock::parse_operator_time(text, end_of_day).map(Some).ok_or_else(|| {
+            ApiError::invalid(field, format!("`{text}` is neither RFC 3339 nor a date like 2026-11-27"))
+        }),
+    }
+}

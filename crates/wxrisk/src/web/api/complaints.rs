@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::clock::{format_shanghai, parse_operator_time};
+use crate::clock::format_shanghai;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::complaints::{self as store, ComplaintFilter, ComplaintRow};
@@ -23,7 +23,7 @@ use crate::store::jobs::{self as queue, NewJob};
 use crate::store::{Page, providers, refunds};
 use crate::web::api::commit_audited;
 use crate::web::api::jobs::{JobOut, to_out as job_out};
-use crate::web::json::{ApiJson, ApiPath, ApiQuery, ListOut, PageQuery};
+use crate::web::json::{ApiJson, ApiPath, ApiQuery, ListOut, PageQuery, time_param};
 use crate::workflow;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,20 +206,12 @@ pub async fn list(
             return Err(ApiError::invalid("state", format!("`{other}` is not one of PENDING, PROCESSING, PROCESSED")));
         }
     };
-    let time = |field: &str, value: &Option<String>, end: bool| -> Result<Option<i64>, ApiError> {
-        match value.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(text) => parse_operator_time(text, end).map(Some).ok_or_else(|| {
-                ApiError::invalid(field, format!("`{text}` is neither RFC 3339 nor a date like 2026-11-27"))
-            }),
-        }
-    };
     let filter = ComplaintFilter {
         provider_id: query.provider_id,
         complainted_mchid: query.mchid.filter(|m| !m.is_empty()),
         state: state_filter,
-        since: time("since", &query.since, false)?,
-        until: time("until", &query.until, true)?,
+        since: time_param("since", query.since.as_deref(), false)?,
+        until: time_param("until", query.until.as_deref(), true)?,
         overdue_at: query.overdue.unwrap_or(false).then_some(now),
     };
     let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;

@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::clock::{format_shanghai, parse_operator_time};
+use crate::clock::format_shanghai;
 use crate::error::ApiError;
 use crate::notify::EventKind;
 use crate::state::AppState;
 use crate::store::deliveries::{self, DeliveryFilter, DeliveryRow};
 use crate::store::jobs::{self, JobStatus};
 use crate::web::api::jobs::{AttemptOut, retry_job, to_out as job_out};
-use crate::web::json::{ApiQuery, IdPath, ListOut, PageQuery};
+use crate::web::json::{ApiQuery, IdPath, ListOut, PageQuery, time_param};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryOut {
@@ -120,21 +120,13 @@ fn filter_of(query: &DeliveryListQuery) -> Result<DeliveryFilter, ApiError> {
                 .to_owned(),
         ),
     };
-    let time = |field: &str, value: &Option<String>, end_of_day: bool| -> Result<Option<i64>, ApiError> {
-        match value.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(text) => parse_operator_time(text, end_of_day).map(Some).ok_or_else(|| {
-                ApiError::invalid(field, format!("`{text}` is neither RFC 3339 nor a date like 2026-11-27"))
-            }),
-        }
-    };
     Ok(DeliveryFilter {
         channel_id: query.channel_id,
         provider_id: query.provider_id,
         status,
         event_kind,
-        since: time("since", &query.since, false)?,
-        until: time("until", &query.until, true)?,
+        since: time_param("since", query.since.as_deref(), false)?,
+        until: time_param("until", query.until.as_deref(), true)?,
     })
 }
 

@@ -8,13 +8,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Actor;
-use crate::clock::{format_shanghai, parse_operator_time};
+use crate::clock::format_shanghai;
 use crate::domain::risk::risk_label;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Page;
 use crate::store::violations::{self as store, ViolationFilter, ViolationRow};
-use crate::web::json::{ApiQuery, IdPath, ListOut, PageQuery};
+use crate::web::json::{ApiQuery, IdPath, ListOut, PageQuery, time_param};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ViolationEventOut {
@@ -120,21 +120,13 @@ pub async fn list(
             Some(kind)
         }
     };
-    let time = |field: &str, value: &Option<String>, end: bool| -> Result<Option<i64>, ApiError> {
-        match value.as_deref().filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(text) => parse_operator_time(text, end).map(Some).ok_or_else(|| {
-                ApiError::invalid(field, format!("`{text}` is neither RFC 3339 nor a date like 2026-11-27"))
-            }),
-        }
-    };
     let filter = ViolationFilter {
         provider_id: query.provider_id,
         sub_mchid: query.mchid.filter(|m| !m.is_empty()),
         kind,
         risk_type: query.risk_type.filter(|r| !r.is_empty()),
-        since: time("since", &query.since, false)?,
-        until: time("until", &query.until, true)?,
+        since: time_param("since", query.since.as_deref(), false)?,
+        until: time_param("until", query.until.as_deref(), true)?,
     };
     let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
     let before = (page.after_id > 0).then_some(page.after_id);
