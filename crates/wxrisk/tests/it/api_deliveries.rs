@@ -1,8 +1,6 @@
 //! `/api/v1/deliveries` (filters, pages, bad input), per-provider templates and language, and
 //! `wxrisk channel test`.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use wxrisk::notify::EventKind;
 
@@ -179,16 +177,8 @@ async fn channel_test_from_the_command_line() {
     let bad = channel(&app, owner.clone(), "wecom_robot", json!({"webhook_key": "not-registered"})).await;
 
     let run = |id: i64| {
-        let mut cmd = Command::new(wxrisk_bin());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("WXRISK_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("WXRISK_DATA_DIR", app.db.data_dir())
-            .env("WXRISK_DATABASE_URL", &app.db.url)
-            .envs(notify_env(&sim.base_url()))
-            .args(["channel", "test", &id.to_string()]);
+        let mut cmd = wxrisk_command(&app.db);
+        cmd.envs(notify_env(&sim.base_url())).args(["channel", "test", &id.to_string()]);
         // Off the runtime: the simulator answering the binary runs on this test's runtime.
         async move { tokio::task::spawn_blocking(move || cmd.output()).await.expect("join").expect("wxrisk runs") }
     };

@@ -14,22 +14,9 @@ use crate::helpers::*;
 
 const SMTP_PASSWORD: &str = "SMTPAUTHCODE9876";
 
-fn base_env(db: &TestDb) -> Vec<(String, String)> {
-    vec![
-        ("WXRISK_DATA_DIR".into(), db.data_dir().display().to_string()),
-        ("WXRISK_DATABASE_URL".into(), db.url.clone()),
-    ]
-}
-
 fn command(db: &TestDb, extra: &[(&str, &str)], args: &[&str]) -> Command {
-    let mut cmd = Command::new(wxrisk_bin());
-    cmd.args(args).current_dir(db.data_dir());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("WXRISK_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.envs(base_env(db));
+    let mut cmd = wxrisk_command(db);
+    cmd.args(args);
     cmd.envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     cmd
 }

@@ -25,17 +25,8 @@ impl Drop for Process {
 }
 
 fn wxrisk(db: &TestDb, env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(wxrisk_bin());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("WXRISK_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .current_dir(db.data_dir())
-        .env("WXRISK_DATA_DIR", db.data_dir())
-        .env("WXRISK_DATABASE_URL", &db.url)
-        .env("WXRISK_LOG__LEVEL", "warn");
+    let mut command = wxrisk_command(db);
+    command.env("WXRISK_LOG__LEVEL", "warn");
     for (key, value) in env {
         command.env(key, value);
     }

@@ -286,6 +286,19 @@ pub fn wxrisk_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wxrisk"))
 }
 
+/// The `wxrisk` binary on this test's database and data directory, run from that directory, with none of the
+/// `WXRISK_*` variables of the environment the tests run in.
+pub fn wxrisk_command(db: &TestDb) -> std::process::Command {
+    let mut command = std::process::Command::new(wxrisk_bin());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WXRISK_") {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(db.data_dir()).env("WXRISK_DATA_DIR", db.data_dir()).env("WXRISK_DATABASE_URL", &db.url);
+    command
+}
+
 /// The simulator on the test keys, for the notification services (official account, SMS, robots, webhooks).
 pub async fn start_sim() -> wxsim::Simulator {
     let config = wxsim::SimConfig {

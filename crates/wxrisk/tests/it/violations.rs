@@ -183,17 +183,13 @@ async fn callbacks_are_registered_created_then_updated_then_left_alone() {
     let client = w.app.state.wechat().get(&w.app.state, w.provider_id).await.expect("c").expect("p");
     client.delete_complaint_notification_url().await.expect("delete");
     client.delete_violation_notification_url().await.expect("delete");
-    let mut cmd = std::process::Command::new(wxrisk_bin());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("WXRISK_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("WXRISK_DATA_DIR", w.app.db.data_dir())
-        .env("WXRISK_DATABASE_URL", &w.app.db.url)
-        .env("WXRISK_PUBLIC_URL", "https://risk.example.com")
-        .env("WXRISK_WECHATPAY_BASE_URL", w.sim.base_url())
-        .args(["wechat", "register", "--provider", &w.provider_id.to_string()]);
+    let mut cmd = wxrisk_command(&w.app.db);
+    cmd.env("WXRISK_PUBLIC_URL", "https://risk.example.com").env("WXRISK_WECHATPAY_BASE_URL", w.sim.base_url()).args([
+        "wechat",
+        "register",
+        "--provider",
+        &w.provider_id.to_string(),
+    ]);
     let output = tokio::task::spawn_blocking(move || cmd.output()).await.expect("join").expect("runs");
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{out}{}", String::from_utf8_lossy(&output.stderr));
