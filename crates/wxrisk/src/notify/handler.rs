@@ -71,7 +71,7 @@ async fn deliver(ctx: &JobContext) -> JobResult {
     {
         deliveries::take_for_digest(&mut tx, &waiting, delivery.id, now).await.map_err(store_failure)?;
     }
-    let members = digest_members(&mut tx, delivery.id).await.map_err(store_failure)?;
+    let members = deliveries::digest_members(&mut tx, delivery.id).await.map_err(store_failure)?;
     tx.commit().await.map_err(|e| store_failure(e.into()))?;
     let own: Message =
         serde_json::from_str(&delivery.message).map_err(|e| JobFailure::permanent(format!("stored message: {e}")))?;
@@ -119,20 +119,6 @@ async fn deliver(ctx: &JobContext) -> JobResult {
     }
 }
 
-async fn digest_members(conn: &mut sqlx::AnyConnection, delivery_id: i64) -> Result<Vec<DeliveryRow>, StoreError> {
-    let rows = sqlx::query("select id from deliveries where digested_into = $1 order by id")
-        .bind(delivery_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut members = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(member) = deliveries::get(conn, crate::store::col(&row, "id")?).await? {
-            members.push(member);
-        }
-    }
-    Ok(members)
-}
-
 async fn record(
     state: &AppState,
     delivery: &DeliveryRow,
@@ -151,11 +137,7 @@ async fn record(
     }
     if channel.kind == "webhook" && code == "410" {
         // 410 Gone: the receiver says it will never take these again.
-        sqlx::query("update channels set enabled = 0, updated_at = $1 where id = $2")
-            .bind(now)
-            .bind(channel.id)
-            .execute(&mut *tx)
-            .await?;
+        channels::disable(&mut tx, channel.id, now).await?;
         audit::record(
             &mut tx,
             now,

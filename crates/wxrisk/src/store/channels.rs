@@ -124,6 +124,26 @@ pub async fn list(conn: &mut AnyConnection, filter: &ChannelFilter, page: Page) 
     rows.iter().map(from_row).collect()
 }
 
+/// Switch a channel off (its receiver said it will never take messages again).
+pub async fn disable(conn: &mut AnyConnection, id: i64, now: i64) -> StoreResult<()> {
+    sqlx::query("update channels set enabled = 0, updated_at = $1 where id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A sub-merchant's channels follow it to another provider.
+pub async fn move_with_merchant(conn: &mut AnyConnection, merchant_id: i64, provider_id: i64) -> StoreResult<()> {
+    sqlx::query("update channels set provider_id = $1 where merchant_id = $2")
+        .bind(provider_id)
+        .bind(merchant_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
     let done = sqlx::query("delete from channels where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)

@@ -281,18 +281,21 @@ pub async fn fingerprints(
     provider_id: i64,
     complaint_ids: &[String],
 ) -> StoreResult<Vec<(String, String)>> {
-    let mut out = Vec::with_capacity(complaint_ids.len());
-    for id in complaint_ids {
-        let row = sqlx::query("select fingerprint from complaints where provider_id = $1 and complaint_id = $2")
-            .bind(provider_id)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(row) = row {
-            out.push((id.clone(), col(&row, "fingerprint")?));
-        }
+    if complaint_ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // One statement for the page (at most 50 ids).
+    let placeholders: Vec<String> = (0..complaint_ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "select complaint_id, fingerprint from complaints where provider_id = $1 and complaint_id in ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id);
+    for id in complaint_ids {
+        query = query.bind(id);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((col(r, "complaint_id")?, col(r, "fingerprint")?))).collect()
 }
 
 #[derive(Debug, Clone)]

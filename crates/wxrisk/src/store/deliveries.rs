@@ -180,6 +180,13 @@ pub async fn take_for_digest(
     Ok(true)
 }
 
+/// The deliveries that went (or go) out inside this one's digest, oldest first.
+pub async fn digest_members(conn: &mut AnyConnection, carrier_id: i64) -> StoreResult<Vec<DeliveryRow>> {
+    let sql = format!("select {COLUMNS} from {FROM} where d.digested_into = $1 order by d.id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(carrier_id).fetch_all(&mut *conn).await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Record what the provider answered; `delivered` marks it sent.
 pub async fn record_answer(
     conn: &mut AnyConnection,

@@ -12,7 +12,7 @@ use crate::domain::merchant::{MerchantDraft, ValidMerchant};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::merchants::{self, MerchantFilter, MerchantRow, MerchantWrite};
-use crate::store::{StoreError, providers};
+use crate::store::{StoreError, channels, providers};
 use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
 
@@ -228,12 +228,7 @@ pub async fn update(
     if provider_id != current.provider_id {
         ensure_provider(&mut tx, provider_id).await?;
         // A sub-merchant's channels belong to its provider too; they move with it.
-        sqlx::query("update channels set provider_id = $1 where merchant_id = $2")
-            .bind(provider_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        channels::move_with_merchant(&mut tx, id, provider_id).await?;
     }
     merchants::update(&mut tx, id, &write_of(provider_id, &valid), now).await.map_err(mchid_conflict(&valid))?;
     commit_audited(tx, now, &actor, "merchant.update", ("merchant", id), serde_json::json!({"fields": changed}))
