@@ -8,7 +8,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -101,12 +100,8 @@ fn parse_kind(row: &ChannelRow) -> Result<ChannelKind, ApiError> {
 }
 
 fn open_secrets(state: &AppState, row: &ChannelRow) -> Result<Map<String, Value>, ApiError> {
-    let Some(sealed) = &row.secrets_sealed else {
-        return Ok(Map::new());
-    };
-    let plain = state.keyring().open(CHANNEL_SECRETS.purpose(), sealed)?;
-    serde_json::from_slice(plain.expose_secret())
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {} secrets are not a JSON object: {e}", row.id)))
+    crate::notify::handler::open_secrets(state, row)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {} secrets do not open: {e}", row.id)))
 }
 
 async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRow) -> Result<ChannelOut, ApiError> {
