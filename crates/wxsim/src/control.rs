@@ -121,6 +121,9 @@ struct ComplaintIn {
     /// An existing order; else one is created.
     #[serde(default)]
     transaction_id: Option<String>,
+    /// Existing orders, all of them the complaint's (a complaint about several payments); overrides the above.
+    #[serde(default)]
+    transaction_ids: Vec<String>,
     #[serde(default)]
     problem_type: Option<String>,
     #[serde(default)]
@@ -168,7 +171,14 @@ async fn create_complaint(State(sim): State<Arc<Sim>>, Json(input): Json<Complai
     };
     let now = sim.clock.now_ms();
     let mut state = sim.state();
-    let order = match &input.transaction_id {
+    let mut orders = Vec::new();
+    for id in &input.transaction_ids {
+        match state.orders.get(id) {
+            Some(order) => orders.push(order.clone()),
+            None => return bad(format!("no order {id}")),
+        }
+    }
+    let order = match input.transaction_id.as_ref().or(input.transaction_ids.first()) {
         Some(id) => match state.orders.get(id) {
             Some(order) => order.clone(),
             None => return bad(format!("no order {id}")),
@@ -201,11 +211,10 @@ async fn create_complaint(State(sim): State<Arc<Sim>>, Json(input): Json<Complai
         complainted_mchid: input.sub_mchid.clone(),
         payer_phone,
         payer_openid: Some(format!("oSIM{n:024}")),
-        complaint_order_info: vec![ComplaintOrder {
-            transaction_id: order.transaction_id.clone(),
-            out_trade_no: order.out_trade_no.clone(),
-            amount: order.total,
-        }],
+        complaint_order_info: if orders.is_empty() { vec![order.clone()] } else { orders }
+            .into_iter()
+            .map(|o| ComplaintOrder { transaction_id: o.transaction_id, out_trade_no: o.out_trade_no, amount: o.total })
+            .collect(),
         service_order_info: Vec::new(),
         complaint_media_list: if media_urls.is_empty() {
             Vec::new()

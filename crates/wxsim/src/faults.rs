@@ -57,6 +57,15 @@ pub enum FaultAction {
     LoseAnswer,
     /// Answer normally, with a `WECHATPAY/SIGNTEST/` signature (WeChat Pay only).
     Probe,
+    /// Do what was asked, then answer this error instead (`{"code", "message"}`): a refusal that is no proof
+    /// nothing happened (a refund made by an earlier, lost attempt and refused on the retry, a gateway's error).
+    ApplyThenRespond {
+        status: u16,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 /// Marks a request whose answer must carry a probe signature.
@@ -82,6 +91,16 @@ impl http_body::Body for BrokenBody {
     }
 }
 
+/// An error answer `{"code", "message"}` (`SYSTEM_ERROR` unless told), with its code kept for the request log.
+fn error_answer(status: u16, code: Option<String>, message: Option<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = code.unwrap_or_else(|| "SYSTEM_ERROR".into());
+    let body = serde_json::json!({"code": code, "message": message.unwrap_or_else(|| "simulated failure".into())});
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(ErrorCode(code));
+    response
+}
+
 pub async fn inject(State(sim): State<Arc<Sim>>, mut request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let target = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
@@ -103,18 +122,17 @@ pub async fn inject(State(sim): State<Arc<Sim>>, mut request: Request, next: Nex
     }
     let response = match action {
         Some(FaultAction::Respond { status, code, message, retry_after }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let code = code.unwrap_or_else(|| "SYSTEM_ERROR".into());
-            let body =
-                serde_json::json!({"code": code, "message": message.unwrap_or_else(|| "simulated failure".into())});
-            let mut response = (status, axum::Json(body)).into_response();
+            let mut response = error_answer(status, code, message);
             if let Some(seconds) = retry_after
                 && let Ok(value) = seconds.to_string().parse()
             {
                 response.headers_mut().insert("Retry-After", value);
             }
-            response.extensions_mut().insert(ErrorCode(code));
             response
+        }
+        Some(FaultAction::ApplyThenRespond { status, code, message }) => {
+            let _done = next.run(request).await;
+            error_answer(status, code, message)
         }
         Some(FaultAction::Drop) => {
             let mut response = Response::new(Body::new(BrokenBody));

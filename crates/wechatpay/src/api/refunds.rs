@@ -86,9 +86,14 @@ pub struct RefundAmount {
     pub currency: String,
 }
 
+/// The longest `out_refund_no` WeChat Pay takes (bytes).
+pub const MAX_OUT_REFUND_NO_LEN: usize = 64;
+
 /// Whether `value` is a valid `out_refund_no`.
 pub fn is_valid_out_refund_no(value: &str) -> bool {
-    !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
+    !value.is_empty()
+        && value.len() <= MAX_OUT_REFUND_NO_LEN
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
 }
 
 impl Client {

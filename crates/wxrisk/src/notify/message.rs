@@ -34,10 +34,12 @@ pub enum EventKind {
     /// A sub-merchant's risk score reached the alert threshold.
     RiskAlert,
     JobDead,
+    /// Complaints from before the provider's automation start, found by reconciliation: summed up once, not acted on.
+    ComplaintsBacklog,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::ComplaintCreated,
         EventKind::ComplaintContinued,
         EventKind::ComplaintUserReplied,
@@ -52,6 +54,7 @@ impl EventKind {
         EventKind::ViolationAppeal,
         EventKind::RiskAlert,
         EventKind::JobDead,
+        EventKind::ComplaintsBacklog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl EventKind {
             EventKind::ViolationAppeal => "violation_appeal",
             EventKind::RiskAlert => "risk_alert",
             EventKind::JobDead => "job_dead",
+            EventKind::ComplaintsBacklog => "complaints_backlog",
         }
     }
 
@@ -107,6 +111,7 @@ impl EventKind {
             EventKind::ViolationAppeal => ("申诉进展", "Appeal update"),
             EventKind::RiskAlert => ("风险预警", "Risk alert"),
             EventKind::JobDead => ("任务失败", "Task failed"),
+            EventKind::ComplaintsBacklog => ("历史投诉汇总", "Complaints from before automation"),
         };
         locale.pick(zh, en)
     }
@@ -115,6 +120,12 @@ impl EventKind {
         match (self, locale) {
             (EventKind::JobDead, Locale::Zh) => "【{{ event.label }}】{{ data.job.kind }} #{{ data.job.id }}",
             (EventKind::JobDead, Locale::En) => "[{{ event.label }}] {{ data.job.kind }} #{{ data.job.id }}",
+            (EventKind::ComplaintsBacklog, Locale::Zh) => {
+                "【{{ event.label }}】{{ data.backlog.count }} 起投诉未自动处理"
+            }
+            (EventKind::ComplaintsBacklog, Locale::En) => {
+                "[{{ event.label }}] {{ data.backlog.count }} complaint(s) not handled automatically"
+            }
             (k, Locale::Zh) if k.is_about_merchant() => {
                 "【{{ event.label }}】{{ merchant.name }}（{{ merchant.mchid }}）"
             }
@@ -239,7 +250,7 @@ fn facts(kind: EventKind, data: &Value, locale: Locale) -> Vec<(&'static str, St
         }
     };
     let merchant = &data["merchant"];
-    if kind != EventKind::JobDead {
+    if !matches!(kind, EventKind::JobDead | EventKind::ComplaintsBacklog) {
         let name =
             text(&merchant["name"]).unwrap_or_else(|| l("未登记的子商户", "unregistered sub-merchant").to_owned());
         add(l("子商户", "Sub-merchant"), text(&merchant["mchid"]).map(|m| format!("{name}（{m}）")));
@@ -270,6 +281,18 @@ fn facts(kind: EventKind, data: &Value, locale: Locale) -> Vec<(&'static str, St
         risk["score"].as_i64().map(|s| format!("{s} / 100（预警线 {}）", risk["threshold"])),
     );
     add(l("依据", "Why"), text(&risk["summary"]));
+    let backlog = &data["backlog"];
+    add(l("投诉数量", "Complaints"), backlog["count"].as_i64().map(|n| n.to_string()));
+    add(l("尚未完结", "Still open"), backlog["open"].as_i64().map(|n| n.to_string()));
+    add(l("涉及订单金额", "Order amount"), backlog["amount_fen"].as_i64().map(yuan));
+    add(
+        l("投诉时间", "Filed"),
+        backlog["first_ms"]
+            .as_i64()
+            .zip(backlog["last_ms"].as_i64())
+            .map(|(a, b)| format!("{} – {}", china_time(a), china_time(b))),
+    );
+    add(l("自动处理起始", "Automation since"), backlog["automation_since_ms"].as_i64().map(china_time));
     let job = &data["job"];
     add(l("任务", "Task"), text(&job["kind"]).map(|k| format!("{k} #{}", text(&job["id"]).unwrap_or_default())));
     add(l("错误", "Error"), text(&job["error"]));
@@ -404,12 +427,15 @@ pub fn sample_data(kind: EventKind, now_ms: i64) -> Value {
     json!({
         "provider": {"name": "示例服务商", "mchid": "1900000100"},
         "merchant": {"name": "示例门店", "mchid": "1900000109"},
-        "complaint": {"id": "200201820261127000000000001", "time_ms": now_ms, "amount_fen": 990, "problem": "商品与描述不符",
-                      "detail": "这是一条测试通知", "deadline_ms": now_ms + 86_400_000},
+        "complaint": if kind == EventKind::ComplaintsBacklog { Value::Null } else {
+            json!({"id": "200201820261127000000000001", "time_ms": now_ms, "amount_fen": 990, "problem": "商品与描述不符",
+                   "detail": "这是一条测试通知", "deadline_ms": now_ms + 86_400_000})
+        },
         "refund": if matches!(kind, EventKind::RefundSucceeded | EventKind::RefundFailed) { json!({"out_refund_no": "CR-TEST-1", "amount_fen": 990, "status": "SUCCESS"}) } else { Value::Null },
         "violation": if kind.is_violation() { json!({"record_id": "TEST-RECORD-1", "company_name": "示例科技有限公司", "risk_type": "TRANSACTION_DISPUTE", "risk_label": "交易纠纷", "punish_plan": "暂停支付功能", "punish_time": "2026-11-27T10:00:00+08:00"}) } else { Value::Null },
         "risk": if kind == EventKind::RiskAlert { json!({"score": 72, "threshold": 60, "summary": "30 天：投诉 12 起（重复 3，平台介入 2），超时 1 起，处罚 1 次，拦截 0 次"}) } else { Value::Null },
         "job": if kind == EventKind::JobDead { json!({"id": 1, "kind": "complaint.reply", "error": "HTTP 400: PARAM_ERROR"}) } else { Value::Null },
+        "backlog": if kind == EventKind::ComplaintsBacklog { json!({"count": 37, "open": 12, "amount_fen": 183_400, "first_ms": now_ms - 29 * 86_400_000, "last_ms": now_ms - 3_600_000, "automation_since_ms": now_ms}) } else { Value::Null },
         "actions": ["已自动回复", "已发起退款 ¥9.90"],
         "time_ms": now_ms,
     })

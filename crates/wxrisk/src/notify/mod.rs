@@ -165,6 +165,11 @@ pub mod links {
         format!("/console/providers/{provider_id}/merchants/{mchid}/risk")
     }
 
+    /// The provider's complaints from before its automation start.
+    pub fn historical_complaints(provider_id: i64) -> String {
+        format!("/console/providers/{provider_id}/complaints?historical=true")
+    }
+
     pub fn job(job_id: i64) -> String {
         format!("/console/jobs/{job_id}")
     }

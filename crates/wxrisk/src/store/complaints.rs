@@ -39,6 +39,8 @@ pub struct ComplaintRow {
     pub replied_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub fingerprint: String,
+    /// From before the provider's automation start: recorded and listed, never acted on by wxrisk by itself.
+    pub historical: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -77,7 +79,7 @@ const COLUMNS: &str = "id, provider_id, complaint_id, complainted_mchid, state, 
     problem_description, apply_refund_amount, amount_total, payer_phone_sealed, payer_phone_masked, payer_openid, \
     user_complaint_times, full_refunded, incoming_user_response, in_platform_service, need_immediate_service, orders, \
     detail_json, history_json, last_action_type, reply_due_at, resolve_due_at, replied_at, completed_at, fingerprint, \
-    created_at, updated_at";
+    historical, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<ComplaintRow> {
     Ok(ComplaintRow {
@@ -109,6 +111,7 @@ fn from_row(row: &AnyRow) -> StoreResult<ComplaintRow> {
         replied_at: col(row, "replied_at")?,
         completed_at: col(row, "completed_at")?,
         fingerprint: col(row, "fingerprint")?,
+        historical: flag(row, "historical")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -207,6 +210,63 @@ pub async fn mark_replied(conn: &mut AnyConnection, id: i64, now: i64) -> StoreR
     Ok(())
 }
 
+/// Complaints from before the automation start that no digest has counted yet, summed up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub count: i64,
+    /// Not `PROCESSED` at WeChat Pay when last synced.
+    pub open: i64,
+    pub amount_fen: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// Sum up the provider's historical complaints no digest has counted, and mark them counted (in the caller's
+/// transaction, so a digest that is not sent counts them again next time).
+pub async fn take_backlog(conn: &mut AnyConnection, provider_id: i64) -> StoreResult<Backlog> {
+    let row = sqlx::query(
+        "select count(*) as n, cast(coalesce(sum(case when state <> 'PROCESSED' then 1 else 0 end), 0) as bigint) as open, \
+         cast(coalesce(sum(amount_total), 0) as bigint) as amount, min(complaint_time) as first, \
+         max(complaint_time) as last, max(id) as last_id \
+         from complaints where provider_id = $1 and historical = 1 and backlog_notified = 0",
+    )
+    .bind(provider_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(last_id) = col::<Option<i64>>(&row, "last_id")? else { return Ok(Backlog::default()) };
+    sqlx::query(
+        "update complaints set backlog_notified = 1 where provider_id = $1 and historical = 1 \
+         and backlog_notified = 0 and id <= $2",
+    )
+    .bind(provider_id)
+    .bind(last_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Backlog {
+        count: col(&row, "n")?,
+        open: col(&row, "open")?,
+        amount_fen: col(&row, "amount")?,
+        first_ms: col::<Option<i64>>(&row, "first")?.unwrap_or_default(),
+        last_ms: col::<Option<i64>>(&row, "last")?.unwrap_or_default(),
+    })
+}
+
+/// The complaint was told about on its own: no digest counts it.
+pub async fn mark_backlog_notified(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("update complaints set backlog_notified = 1 where id = $1").bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Whether the complaint is from before its provider's automation start (see `workflow::complaints`).
+pub async fn set_historical(conn: &mut AnyConnection, id: i64, historical: bool) -> StoreResult<()> {
+    sqlx::query("update complaints set historical = $1 where id = $2")
+        .bind(to_flag(historical))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn mark_platform_involved(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
     sqlx::query("update complaints set platform_involved = 1 where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(())
@@ -245,6 +305,8 @@ pub struct ComplaintFilter {
     pub until: Option<i64>,
     /// Past a deadline it has not met, at this time (Unix ms).
     pub overdue_at: Option<i64>,
+    /// Only complaints from before (`true`) or since (`false`) the provider's automation start.
+    pub historical: Option<bool>,
 }
 
 /// Newest first (by row id, which follows arrival).
@@ -259,6 +321,7 @@ pub async fn list(
          and ($3 is null or complainted_mchid = $3) and ($4 is null or state = $4) \
          and ($5 is null or complaint_time >= $5) and ($6 is null or complaint_time < $6) \
          and ($7 is null or (state <> 'PROCESSED' and (resolve_due_at < $7 or (replied_at is null and reply_due_at < $7)))) \
+         and ($9 is null or historical = $9) \
          order by id desc limit $8"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -270,6 +333,7 @@ pub async fn list(
         .bind(filter.until)
         .bind(filter.overdue_at)
         .bind(limit)
+        .bind(filter.historical.map(to_flag))
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(from_row).collect()

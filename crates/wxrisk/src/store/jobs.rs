@@ -464,6 +464,26 @@ pub async fn find_by_dedupe_key(conn: &mut AnyConnection, dedupe_key: &str) -> S
     row.as_ref().map(from_row).transpose()
 }
 
+/// How many of a provider's jobs of `kind` whose dedupe key starts with `key_prefix` are still to run.
+pub async fn count_unfinished(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    kind: &str,
+    key_prefix: &str,
+) -> StoreResult<i64> {
+    let pattern = format!("{}%", key_prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let row = sqlx::query(
+        "select count(*) as n from jobs where provider_id = $1 and kind = $2 and status in ('queued', 'running') \
+         and dedupe_key like $3 escape '\\'",
+    )
+    .bind(provider_id)
+    .bind(kind)
+    .bind(pattern)
+    .fetch_one(&mut *conn)
+    .await?;
+    col(&row, "n")
+}
+
 /// A provider's jobs whose payload mentions `needle` (a complaint id: its sync, reply, refunds …), oldest first.
 pub async fn mentioning(
     conn: &mut AnyConnection,

@@ -23,6 +23,9 @@ pub struct ProviderRow {
     pub default_auto_refund: bool,
     /// Language of notifications: `zh-CN` or `en`.
     pub locale: String,
+    /// Unix ms. Complaints filed before it are recorded and listed but never acted on by wxrisk itself (so
+    /// connecting an existing provider does not reply to and refund its history); default: when it was created.
+    pub automation_since: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -57,7 +60,7 @@ pub struct PlatformCertRow {
 
 const COLUMNS: &str = "id, name, mchid, appid, merchant_cert_serial, merchant_private_key_sealed, merchant_cert_pem, \
     wechatpay_public_key_id, wechatpay_public_key_pem, apiv3_key_sealed, refund_notify_url, default_reply, \
-    default_auto_refund, locale, created_at, updated_at";
+    default_auto_refund, locale, automation_since, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<ProviderRow> {
     Ok(ProviderRow {
@@ -75,6 +78,7 @@ fn from_row(row: &AnyRow) -> StoreResult<ProviderRow> {
         default_reply: col(row, "default_reply")?,
         default_auto_refund: flag(row, "default_auto_refund")?,
         locale: col(row, "locale")?,
+        automation_since: col(row, "automation_since")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
@@ -135,6 +139,16 @@ pub async fn update(conn: &mut AnyConnection, id: i64, p: &ProviderWrite<'_>, no
 /// Set the language of a provider's notifications (`zh-CN` or `en`, checked by the caller).
 pub async fn set_locale(conn: &mut AnyConnection, id: i64, locale: &str) -> StoreResult<()> {
     sqlx::query("update providers set locale = $1 where id = $2").bind(locale).bind(id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// From when complaints are acted on automatically (Unix ms).
+pub async fn set_automation_since(conn: &mut AnyConnection, id: i64, since_ms: i64) -> StoreResult<()> {
+    sqlx::query("update providers set automation_since = $1 where id = $2")
+        .bind(since_ms)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

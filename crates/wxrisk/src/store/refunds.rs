@@ -2,13 +2,23 @@
 //!
 //! Contract: a refund row is created (status `REQUESTED`) in the transaction that decides to refund, before any
 //! request; its `out_refund_no` is unique per provider, so the same refund can be asked for any number of times
-//! and is one refund at WeChat Pay. An order has at most one refund that is not `CLOSED` or `FAILED`
-//! ([`open_for_order`] is checked before creating one).
+//! and is one refund at WeChat Pay.
+//!
+//! One refund per order is the database's rule, not a check before acting: a partial unique index
+//! (`refunds_one_holder_per_order`) allows one row per provider and order with `holds_order = 1` that is not
+//! finally failed. [`create`] inserts with `on conflict do nothing` and says which rule stopped it, so two workers
+//! deciding about the same order at the same moment make one refund, and the other learns the order is already
+//! being refunded ([`Created::OrderHeld`]). Only an operator's explicit additional refund does not hold the order.
+//!
+//! Statuses: `REQUESTED` (asked, or about to be; outcome unknown), `PROCESSING`, `SUCCESS`, `ABNORMAL` (not final at
+//! WeChat Pay: the money may still go out through its abnormal-refund handling, so it keeps holding the order),
+//! `CLOSED` (final failure) and `FAILED` (WeChat Pay confirmed it has no such refund: never set on an error alone,
+//! see `workflow::effects::refund`). Only `CLOSED` and `FAILED` free the order.
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::{StoreResult, col};
+use super::{StoreError, StoreResult, col, flag, to_flag};
 
 #[derive(Debug, Clone)]
 pub struct RefundRow {
@@ -27,6 +37,8 @@ pub struct RefundRow {
     pub user_received_account: Option<String>,
     pub last_error: Option<String>,
     pub requested_by: String,
+    /// Holds its order (at most one live holder per order); `false` only for an operator's additional refund.
+    pub holds_order: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub succeeded_at: Option<i64>,
@@ -43,10 +55,26 @@ pub struct NewRefund<'a> {
     pub amount: i64,
     pub total: i64,
     pub requested_by: &'a str,
+    pub holds_order: bool,
 }
 
+/// What [`create`] did.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new refund row.
+    New,
+    /// A refund with this `out_refund_no` exists already (the same decision made again): nothing new.
+    Exists,
+    /// Another refund holds the order (made by another complaint, worker or operator): nothing new.
+    OrderHeld(Box<RefundRow>),
+}
+
+/// Statuses after which a refund no longer counts for its order: nothing was or will be paid.
+pub const FREED_ORDER: [&str; 2] = ["CLOSED", "FAILED"];
+
 const COLUMNS: &str = "id, provider_id, complaint_id, sub_mchid, transaction_id, out_trade_no, out_refund_no, amount, \
-    total, status, refund_id, user_received_account, last_error, requested_by, created_at, updated_at, succeeded_at";
+    total, status, refund_id, user_received_account, last_error, requested_by, holds_order, created_at, updated_at, \
+    succeeded_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<RefundRow> {
     Ok(RefundRow {
@@ -64,18 +92,21 @@ fn from_row(row: &AnyRow) -> StoreResult<RefundRow> {
         user_received_account: col(row, "user_received_account")?,
         last_error: col(row, "last_error")?,
         requested_by: col(row, "requested_by")?,
+        holds_order: flag(row, "holds_order")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
         succeeded_at: col(row, "succeeded_at")?,
     })
 }
 
-/// Create the refund unless it exists; `true` when created now.
-pub async fn create(conn: &mut AnyConnection, r: &NewRefund<'_>, now: i64) -> StoreResult<bool> {
+/// Create the refund unless it exists or another refund holds its order. The insert skips on either unique rule
+/// (no conflict target: both backends then skip on any unique index), and what stopped it is read afterwards. On
+/// PostgreSQL an insert racing another transaction's uncommitted holder waits for it, then skips.
+pub async fn create(conn: &mut AnyConnection, r: &NewRefund<'_>, now: i64) -> StoreResult<Created> {
     let row = sqlx::query(
         "insert into refunds (provider_id, complaint_id, sub_mchid, transaction_id, out_trade_no, out_refund_no, amount, \
-         total, status, requested_by, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, 'REQUESTED', $9, \
-         $10, $10) on conflict (provider_id, out_refund_no) do nothing returning id",
+         total, status, requested_by, holds_order, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, \
+         'REQUESTED', $9, $10, $11, $11) on conflict do nothing returning id",
     )
     .bind(r.provider_id)
     .bind(r.complaint_id)
@@ -86,10 +117,23 @@ pub async fn create(conn: &mut AnyConnection, r: &NewRefund<'_>, now: i64) -> St
     .bind(r.amount)
     .bind(r.total)
     .bind(r.requested_by)
+    .bind(to_flag(r.holds_order))
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.is_some())
+    if row.is_some() {
+        return Ok(Created::New);
+    }
+    if get(conn, r.provider_id, r.out_refund_no).await?.is_some() {
+        return Ok(Created::Exists);
+    }
+    match holder_of_order(conn, r.provider_id, r.transaction_id).await? {
+        Some(holder) => Ok(Created::OrderHeld(Box::new(holder))),
+        None => Err(StoreError::Corrupt(format!(
+            "refund {} was not inserted, yet neither it nor a holder of order {} exists",
+            r.out_refund_no, r.transaction_id
+        ))),
+    }
 }
 
 pub async fn get(conn: &mut AnyConnection, provider_id: i64, out_refund_no: &str) -> StoreResult<Option<RefundRow>> {
@@ -99,8 +143,8 @@ pub async fn get(conn: &mut AnyConnection, provider_id: i64, out_refund_no: &str
     row.as_ref().map(from_row).transpose()
 }
 
-/// The order's refunds that still count (not closed, not refused), oldest first.
-pub async fn open_for_order(
+/// The order's refunds that still count (not `CLOSED`, not `FAILED`), oldest first.
+pub async fn live_for_order(
     conn: &mut AnyConnection,
     provider_id: i64,
     transaction_id: &str,
@@ -112,6 +156,35 @@ pub async fn open_for_order(
     let rows =
         sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id).bind(transaction_id).fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
+}
+
+/// The refund holding the order, if any.
+pub async fn holder_of_order(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    transaction_id: &str,
+) -> StoreResult<Option<RefundRow>> {
+    let sql = format!(
+        "select {COLUMNS} from refunds where provider_id = $1 and transaction_id = $2 and holds_order = 1 \
+         and status not in ('CLOSED', 'FAILED')"
+    );
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id).bind(transaction_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The order's newest refund, whatever its status.
+pub async fn latest_for_order(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    transaction_id: &str,
+) -> StoreResult<Option<RefundRow>> {
+    let sql = format!(
+        "select {COLUMNS} from refunds where provider_id = $1 and transaction_id = $2 order by id desc limit 1"
+    );
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider_id).bind(transaction_id).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 /// How many refunds of this order were ever created (to number a new one after a closed one).

@@ -236,6 +236,10 @@ async fn store_and_plan(
         fingerprint: &fingerprint(detail),
     };
     let (row_id, is_new) = store::upsert(conn, &write, now).await?;
+    // Decided again at every sync, so an operator moving `automation_since` earlier lets later events act.
+    let historical = complaint_time < provider.automation_since;
+    store::set_historical(conn, row_id, historical).await?;
+    let from_callback = payload.notification_id.is_some();
     let platform_action = matches!(
         payload.action_type.as_deref().map(ActionType::parse),
         Some(
@@ -260,7 +264,10 @@ async fn store_and_plan(
     };
     store::add_step(conn, row_id, "received", "info", &source, now).await?;
     store::add_step(conn, row_id, "fetched", "ok", &json!({"state": row.state, "times": times}), now).await?;
-    if is_new || times_grew {
+    // A complaint from before the automation start raises no deadline alerts of its own (hundreds of them, mostly
+    // past due, would flood the provider; the backlog digest says how many are open) — unless the user continues
+    // it, which starts new deadlines from now.
+    if times_grew || (is_new && !historical) {
         enqueue_deadlines(conn, &row, millis(settings.due_soon), now).await?;
     }
 
@@ -270,7 +277,16 @@ async fn store_and_plan(
         store::add_step(conn, row_id, "skipped", "skipped", &json!({"reason": "sub-merchant disabled"}), now).await?;
         return Ok(format!("{}: stored; sub-merchant disabled, nothing done", detail.complaint_id));
     }
-    let ctx = PlanContext { state, provider: &provider, merchant: merchant.as_ref(), row: &row, detail, history, now };
+    let ctx = PlanContext {
+        state,
+        provider: &provider,
+        merchant: merchant.as_ref(),
+        row: &row,
+        detail,
+        history,
+        now,
+        from_callback,
+    };
     match plan {
         Handling::SyncOnly => Ok(format!("{}: synced ({})", detail.complaint_id, row.state)),
         Handling::Notify { kind, provider_only } => {
@@ -321,6 +337,8 @@ struct PlanContext<'a> {
     detail: &'a Complaint,
     history: &'a [NegotiationEntry],
     now: i64,
+    /// Brought by WeChat's notification (not found by reconciliation or asked for by an operator).
+    from_callback: bool,
 }
 
 impl PlanContext<'_> {
@@ -333,7 +351,34 @@ impl PlanContext<'_> {
         let complaint_id = &self.detail.complaint_id;
         let mut actions = Vec::new();
         let mut summary = Vec::new();
-        if self.detail.complaint_state == ComplaintState::Processed {
+        if row.historical {
+            // Filed before the provider's automation start: connecting a provider must not reply to and refund its
+            // history. Operators act on these through the API; reconciliation sums them up in one digest.
+            let since = notify::message::china_time(provider.automation_since);
+            store::add_step(
+                conn,
+                row.id,
+                "skipped",
+                "skipped",
+                &json!({"reason": "filed before the provider's automation start", "automation_since": since}),
+                now,
+            )
+            .await?;
+            if !self.from_callback {
+                return Ok(format!("{complaint_id}: from before the automation start ({since}); recorded only"));
+            }
+            // Told about on its own below: the backlog digest leaves it out.
+            store::mark_backlog_notified(conn, row.id).await?;
+            actions.push(format!(
+                "{}{since}{}",
+                say(self.locale(), "投诉早于自动处理起始时间（", "filed before automation started ("),
+                say(
+                    self.locale(),
+                    "），未自动回复、退款或完结，请人工处理",
+                    "): not replied to, refunded or completed automatically"
+                )
+            ));
+        } else if self.detail.complaint_state == ComplaintState::Processed {
             store::add_step(conn, row.id, "skipped", "skipped", &json!({"reason": "already processed"}), now).await?;
             actions.push(say(self.locale(), "投诉已处理完成，未再操作", "already processed: nothing done"));
         } else {
@@ -405,11 +450,14 @@ impl PlanContext<'_> {
             } else if self.detail.complaint_full_refunded {
                 store::add_step(conn, row.id, "refund", "skipped", &json!({"reason": "already fully refunded"}), now)
                     .await?;
-                enqueue_complete(conn, provider.id, complaint_id, &self.detail.complainted_mchid, times, now).await?;
+                enqueue_complete(conn, provider.id, complaint_id, &self.detail.complainted_mchid, times, false, now)
+                    .await?;
             } else {
-                let created = create_refunds(conn, self.state, provider, self.detail, true, "auto", times).await?;
-                if created.is_empty() {
-                    enqueue_complete(conn, provider.id, complaint_id, &self.detail.complainted_mchid, times, now)
+                let ask = RefundAsk { requested_by: "auto", complete_after: true, additional: false };
+                let planned = create_refunds(conn, self.state, provider, self.detail, ask, times).await?;
+                if planned.created.is_empty() {
+                    // Every order already has its refund: complete once those are accepted.
+                    enqueue_complete(conn, provider.id, complaint_id, &self.detail.complainted_mchid, times, true, now)
                         .await?;
                 }
                 let amount: i64 = refund_plan(self.detail).iter().map(|(_, a)| a).sum();
@@ -520,106 +568,170 @@ impl PlanContext<'_> {
     }
 }
 
-/// Each order with what to refund of it: its amount, all together at most what the user asked for.
+/// Each order with what to refund of it: its amount, all together at most what the user asked for. An order of
+/// zero fen has nothing to refund and is skipped; the plan goes on to the next order.
 pub fn refund_plan(detail: &Complaint) -> Vec<(usize, i64)> {
     let mut left = detail.apply_refund_amount.filter(|a| *a > 0).unwrap_or(i64::MAX);
     let mut plan = Vec::new();
     for (i, order) in detail.complaint_order_info.iter().enumerate() {
-        let amount = order.amount.min(left);
-        if amount <= 0 {
+        if left <= 0 {
             break;
         }
+        if order.amount <= 0 {
+            continue;
+        }
+        let amount = order.amount.min(left);
         left -= amount;
         plan.push((i, amount));
     }
     plan
 }
 
-/// `out_refund_no` for the n-th refund (0 first) of a complaint's order: derived, so asking again is the same refund.
-pub fn out_refund_no(complaint_id: &str, transaction_id: &str, generation: i64) -> String {
-    let tail: String = transaction_id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-    let suffix = if generation > 0 { format!("-R{generation}") } else { String::new() };
-    let readable = format!("CR{complaint_id}-{tail}{suffix}");
-    if readable.len() <= 64 && wechatpay::api::refunds::is_valid_out_refund_no(&readable) {
-        return readable;
+/// `out_refund_no` of the `round`-th refund (0 first) wxrisk makes of an order, for a complaint: derived from the
+/// whole identity, so asking again is the same refund at WeChat Pay and two orders never share a number.
+///
+/// Readable when it fits — `CR{complaint_id}-{transaction_id}` plus `-R{round}` after the first — which needs
+/// both ids to be letters and digits only (so the `-` between them cannot be misread) and at most 64 characters.
+/// Otherwise `CR_` and 60 hex digits of SHA-256 over the length-prefixed identity: `_` never occurs in the readable
+/// form, so the two forms cannot meet. Both use only WeChat's alphabet `[0-9A-Za-z_-|*@]`.
+pub fn out_refund_no(complaint_id: &str, transaction_id: &str, round: i64) -> String {
+    let plain = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let suffix = if round > 0 { format!("-R{round}") } else { String::new() };
+    if plain(complaint_id) && plain(transaction_id) {
+        let readable = format!("CR{complaint_id}-{transaction_id}{suffix}");
+        if readable.len() <= wechatpay::api::refunds::MAX_OUT_REFUND_NO_LEN {
+            return readable;
+        }
     }
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{complaint_id}|{transaction_id}").as_bytes());
-    format!("CRH{}{suffix}", &hex::encode(digest.as_ref())[..40])
+    let identity = format!("{}:{complaint_id}|{}:{transaction_id}|{round}", complaint_id.len(), transaction_id.len());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, identity.as_bytes());
+    format!("CR_{}", &hex::encode(digest.as_ref())[..60])
 }
 
-/// Create the refund rows and jobs for a complaint's orders (skipping orders that have a refund that counts).
-/// Returns the `out_refund_no`s created now.
+/// Who asks for refunds, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundAsk<'a> {
+    /// `auto`, or the operator's label.
+    pub requested_by: &'a str,
+    /// Complete the complaint once the refunds are accepted.
+    pub complete_after: bool,
+    /// An operator's explicit refund on top of one the order already has: it does not hold the order, and the
+    /// order's live refunds do not stop it. Never set by automation.
+    pub additional: bool,
+}
+
+/// What [`create_refunds`] did.
+#[derive(Debug, Default)]
+pub struct RefundsPlanned {
+    /// The `out_refund_no`s created now.
+    pub created: Vec<String>,
+    /// Orders left alone because a refund of them that has not failed exists already (of this complaint, another
+    /// complaint, or an operator): already refunded, or being refunded.
+    pub held: Vec<refunds::RefundRow>,
+}
+
+/// Create the refund rows and jobs for a complaint's orders. An order that already has a refund that has not
+/// failed is not refunded again (a second refund of such an order takes an operator's `additional` refund); the
+/// database's one-holder-per-order index decides between two workers acting at once.
 pub async fn create_refunds(
     conn: &mut AnyConnection,
     state: &AppState,
     provider: &ProviderRow,
     detail: &Complaint,
-    complete_after: bool,
-    requested_by: &str,
+    ask: RefundAsk<'_>,
     times: i64,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<RefundsPlanned> {
     let now = state.now_ms();
-    let mut created = Vec::new();
+    let complaint_row = store::get(conn, provider.id, &detail.complaint_id).await?;
+    let mut planned = RefundsPlanned::default();
     for (index, amount) in refund_plan(detail) {
         let order = &detail.complaint_order_info[index];
-        if !refunds::open_for_order(conn, provider.id, &order.transaction_id).await?.is_empty() {
-            continue;
-        }
-        let generation = refunds::count_for_order(conn, provider.id, &order.transaction_id).await?;
-        let number = out_refund_no(&detail.complaint_id, &order.transaction_id, generation);
-        let refund = NewRefund {
-            provider_id: provider.id,
-            complaint_id: &detail.complaint_id,
-            sub_mchid: &detail.complainted_mchid,
-            transaction_id: &order.transaction_id,
-            out_trade_no: Some(order.out_trade_no.as_str()).filter(|s| !s.is_empty()),
-            out_refund_no: &number,
-            amount,
-            total: order.amount,
-            requested_by,
+        let live = refunds::live_for_order(conn, provider.id, &order.transaction_id).await?;
+        let holder = if ask.additional { None } else { live.into_iter().next() };
+        let created = match holder {
+            Some(holder) => refunds::Created::OrderHeld(Box::new(holder)),
+            None => {
+                let round = refunds::count_for_order(conn, provider.id, &order.transaction_id).await?;
+                let number = out_refund_no(&detail.complaint_id, &order.transaction_id, round);
+                let refund = NewRefund {
+                    provider_id: provider.id,
+                    complaint_id: &detail.complaint_id,
+                    sub_mchid: &detail.complainted_mchid,
+                    transaction_id: &order.transaction_id,
+                    out_trade_no: Some(order.out_trade_no.as_str()).filter(|s| !s.is_empty()),
+                    out_refund_no: &number,
+                    amount,
+                    total: order.amount,
+                    requested_by: ask.requested_by,
+                    holds_order: !ask.additional,
+                };
+                match refunds::create(conn, &refund, now).await? {
+                    refunds::Created::New => {
+                        enqueue_refund(conn, provider.id, &number, ask.complete_after, times, now).await?;
+                        if let Some(row) = &complaint_row {
+                            let detail = json!({"out_refund_no": number, "transaction_id": order.transaction_id,
+                                                "amount": amount, "additional": ask.additional});
+                            store::add_step(conn, row.id, "refund_queued", "info", &detail, now).await?;
+                        }
+                        planned.created.push(number);
+                        continue;
+                    }
+                    refunds::Created::Exists => continue,
+                    held => held,
+                }
+            }
         };
-        if !refunds::create(conn, &refund, now).await? {
-            continue;
+        if let refunds::Created::OrderHeld(holder) = created {
+            if let Some(row) = &complaint_row {
+                let detail = json!({"reason": "the order already has a refund that has not failed",
+                                    "transaction_id": order.transaction_id, "out_refund_no": holder.out_refund_no,
+                                    "status": holder.status, "complaint_id": holder.complaint_id});
+                store::add_step(conn, row.id, "refund", "skipped", &detail, now).await?;
+            }
+            planned.held.push(*holder);
         }
-        let job = NewJob {
-            kind: REFUND.to_owned(),
-            dedupe_key: format!("refund:{}:{number}", provider.id),
-            payload: json!({"provider_id": provider.id, "out_refund_no": number, "complete_after": complete_after,
-                            "times": times}),
-            provider_id: Some(provider.id),
-            run_at: now,
-        };
-        queue::enqueue(conn, &job, now).await?;
-        if let Some(row) = store::get(conn, provider.id, &detail.complaint_id).await? {
-            store::add_step(
-                conn,
-                row.id,
-                "refund_queued",
-                "info",
-                &json!({"out_refund_no": number, "transaction_id": order.transaction_id, "amount": amount}),
-                now,
-            )
-            .await?;
-        }
-        created.push(number);
     }
-    Ok(created)
+    Ok(planned)
 }
 
+async fn enqueue_refund(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    out_refund_no: &str,
+    complete_after: bool,
+    times: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let job = NewJob {
+        kind: REFUND.to_owned(),
+        dedupe_key: format!("refund:{provider_id}:{out_refund_no}"),
+        payload: json!({"provider_id": provider_id, "out_refund_no": out_refund_no, "complete_after": complete_after,
+                        "times": times}),
+        provider_id: Some(provider_id),
+        run_at: now,
+    };
+    queue::enqueue(conn, &job, now).await?;
+    Ok(())
+}
+
+/// Enqueue the completion of a complaint's round. With `expects_refund`, the completion first makes sure every
+/// order the round refunds has a refund WeChat Pay accepted (see `effects::complete`): it is never reported
+/// handled while its money is unanswered or refused.
 pub async fn enqueue_complete(
     conn: &mut AnyConnection,
     provider_id: i64,
     complaint_id: &str,
     sub_mchid: &str,
     times: i64,
+    expects_refund: bool,
     now: i64,
 ) -> StoreResult<bool> {
     let job = NewJob {
         kind: super::COMPLETE.to_owned(),
         dedupe_key: format!("complete:{provider_id}:{complaint_id}:{times}"),
         payload: json!({"provider_id": provider_id, "complaint_id": complaint_id, "sub_mchid": sub_mchid,
-                        "after_reply": format!("reply:{provider_id}:{complaint_id}:{times}")}),
+                        "after_reply": format!("reply:{provider_id}:{complaint_id}:{times}"),
+                        "expects_refund": expects_refund}),
         provider_id: Some(provider_id),
         run_at: now,
     };
@@ -638,14 +750,55 @@ mod tests {
     }
 
     #[test]
-    fn out_refund_numbers_are_derived_and_valid() {
-        let a = out_refund_no("200201820261127000000000001", "4200000000202611270000000001", 0);
-        assert_eq!(a, "CR200201820261127000000000001-00000001");
-        assert_eq!(a, out_refund_no("200201820261127000000000001", "4200000000202611270000000001", 0));
-        assert_ne!(a, out_refund_no("200201820261127000000000001", "4200000000202611270000000002", 0));
+    fn out_refund_numbers_are_derived_from_the_whole_identity_and_valid() {
+        let complaint = "200201820261127000000000001";
+        let a = out_refund_no(complaint, "4200000000202611270000000001", 0);
+        assert_eq!(a, "CR200201820261127000000000001-4200000000202611270000000001");
+        assert_eq!(a, out_refund_no(complaint, "4200000000202611270000000001", 0), "derived: the same every time");
+        // Orders ending alike (the last 8 characters were once all that was kept) get their own numbers.
+        assert_ne!(a, out_refund_no(complaint, "4200000009202611270000000001", 0));
         assert_eq!(out_refund_no("2002", "42", 2), "CR2002-42-R2");
-        let long = out_refund_no(&"9".repeat(64), "4200000000202611270000000001", 1);
-        assert!(long.len() <= 64 && wechatpay::api::refunds::is_valid_out_refund_no(&long), "{long}");
+        // Too long, or not plain letters and digits: a digest, still within WeChat's rules, still one per identity.
+        let long = out_refund_no(&"9".repeat(40), "4200000000202611270000000001", 1);
+        assert!(long.starts_with("CR_") && long.len() <= 64 && wechatpay::api::refunds::is_valid_out_refund_no(&long));
+        assert_ne!(long, out_refund_no(&"9".repeat(40), "4200000000202611270000000001", 2), "rounds differ");
+        assert_ne!(out_refund_no("a-b", "c", 0), out_refund_no("a", "b-c", 0), "no two identities meet");
+        assert_ne!(out_refund_no("ab", "c", 0), out_refund_no("a", "bc", 0));
+        let mut seen = std::collections::HashSet::new();
+        for complaint in ["1", "12", "2002018202611270000000000012345678901234"] {
+            for order in ["4200000000202611270000000001", "4200000001202611270000000001", "x|y", "1"] {
+                for round in 0..3 {
+                    let number = out_refund_no(complaint, order, round);
+                    assert!(wechatpay::api::refunds::is_valid_out_refund_no(&number), "{number}");
+                    assert!(seen.insert(number.clone()), "{number} made twice");
+                }
+            }
+        }
+    }
+
+    fn order(transaction_id: &str, amount: i64) -> wechatpay::api::complaints::ComplaintOrder {
+        wechatpay::api::complaints::ComplaintOrder {
+            transaction_id: transaction_id.into(),
+            out_trade_no: String::new(),
+            amount,
+        }
+    }
+
+    #[test]
+    fn a_zero_amount_order_is_skipped_and_the_plan_goes_on() {
+        let mut detail: Complaint = serde_json::from_value(serde_json::json!({
+            "complaint_id": "1", "complaint_time": "2026-12-01T10:00:00+08:00", "complaint_detail": "x",
+            "complaint_state": "PENDING", "complainted_mchid": "1900000109", "complaint_order_info": [],
+            "complaint_full_refunded": false, "incoming_user_response": false, "problem_description": "x",
+            "user_complaint_times": 1
+        }))
+        .expect("detail");
+        detail.complaint_order_info = vec![order("A", 0), order("B", 300), order("C", 500)];
+        assert_eq!(refund_plan(&detail), vec![(1, 300), (2, 500)]);
+        detail.apply_refund_amount = Some(400);
+        assert_eq!(refund_plan(&detail), vec![(1, 300), (2, 100)], "at most what the user asked");
+        detail.apply_refund_amount = Some(300);
+        assert_eq!(refund_plan(&detail), vec![(1, 300)]);
     }
 
     #[test]

@@ -3,20 +3,22 @@
 //!
 //! Contract: no transaction is open during a call to WeChat Pay; what the call achieved is recorded (refund row,
 //! complaint timeline) in one short transaction afterwards. A reply attempt after an uncertain one first reads the
-//! negotiation history: if our text is there, the reply is done. A completion first reads the complaint's state.
-//! A refund is asked for with its stored `out_refund_no` every time, so WeChat Pay makes it once.
+//! negotiation history: if our text is there, the reply is done. A completion first reads the complaint's state
+//! and, when its round refunds, that each order's newest refund was accepted. A refund is asked for with its stored
+//! `out_refund_no` every time, so WeChat Pay makes it once; a refusal is believed only after WeChat Pay, asked about
+//! that number, says it has no such refund (`FAILED`); otherwise the refund keeps its unknown or reported status.
 
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::AnyConnection;
 use wechatpay::api::complaints::{
-    ImmediateServiceMessage, ImmediateServiceRequest, RefundProgressRequest, ResponseRequest,
+    Complaint, ImmediateServiceMessage, ImmediateServiceRequest, RefundProgressRequest, ResponseRequest,
 };
 use wechatpay::api::refunds::{RefundAmountRequest, RefundRequest};
 use wechatpay::callback::RefundNotice;
 use wechatpay::enums::{ComplaintState, OperateType, RefundStatus};
 
-use super::complaints::{create_refunds, enqueue_complete};
+use super::complaints::{RefundAsk, create_refunds, enqueue_complete, refund_plan};
 use super::{REFUND_QUERY, client_for, done, say, sqlx_failure, store_failure, wechat_failure};
 use crate::jobs::{JobContext, JobFailure, JobResult};
 use crate::notify::{self, EventKind, NotificationEvent};
@@ -129,6 +131,9 @@ struct ComplaintPayload {
     /// The dedupe key of the reply that must go out first (a completed complaint takes no reply).
     #[serde(default)]
     after_reply: Option<String>,
+    /// The round refunds the complaint's orders: complete only once each has a refund WeChat Pay accepted.
+    #[serde(default)]
+    expects_refund: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,13 +178,14 @@ pub async fn refund_progress(ctx: &JobContext) -> JobResult {
         }
         // WeChat completes a refund-request complaint itself once the money arrives: no completion here.
         let times = detail.user_complaint_times.unwrap_or(1);
-        create_refunds(&mut tx, state, &provider, &detail, false, "auto", times).await
+        let ask = RefundAsk { requested_by: "auto", complete_after: false, additional: false };
+        create_refunds(&mut tx, state, &provider, &detail, ask, times).await
     }
     .await
     .map_err(store_failure)?;
     tx.commit().await.map_err(sqlx_failure)?;
     state.job_wakeup().notify_waiters();
-    done(format!("refund request approved; {} refund(s) queued", planned.len()))
+    done(format!("refund request approved; {} refund(s) queued", planned.created.len()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,28 +251,28 @@ pub async fn refund(ctx: &JobContext) -> JobResult {
         Ok(answer) => answer,
         Err(e) => {
             let failure = wechat_failure(e);
-            if let JobFailure::Permanent { record } = &failure {
-                // Refused for good (INVALID_REQUEST, USER_ACCOUNT_ABNORMAL …): the refund is failed; the dead job
-                // alerts the provider (see `on_dead`).
-                let message = record.message.clone().unwrap_or_default();
-                let error = format!("{}: {message}", record.code.clone().unwrap_or_default());
-                let update = RefundUpdate { status: "FAILED", last_error: Some(&error), ..RefundUpdate::default() };
-                let mut conn = state.store().conn().await.map_err(store_failure)?;
-                refunds::update(&mut conn, p.provider_id, &row.out_refund_no, &update, state.now_ms())
-                    .await
-                    .map_err(store_failure)?;
-                drop(conn);
-                step(
-                    state,
-                    p.provider_id,
-                    &row.complaint_id,
-                    "refund_failed",
-                    "failed",
-                    json!({"out_refund_no": row.out_refund_no, "error": error}),
-                )
-                .await?;
+            let JobFailure::Permanent { record } = &failure else { return Err(failure) };
+            // Refused for good (INVALID_REQUEST, USER_ACCOUNT_ABNORMAL …) — or so the answer says. An earlier attempt
+            // of this job may have been made and its answer lost, and a refusal is no proof that no money moved:
+            // only WeChat Pay's own "no such refund", or the refund's status, settles it.
+            let error =
+                format!("{}: {}", record.code.clone().unwrap_or_default(), record.message.clone().unwrap_or_default());
+            match client.query_refund(&row.out_refund_no, &row.sub_mchid).await {
+                Ok(found) => found,
+                Err(query_error) if is_no_such_refund(&query_error) => {
+                    mark_not_made(state, &row, &error).await?;
+                    // The dead job alerts the provider (see `on_dead`).
+                    return Err(failure);
+                }
+                Err(query_error) => {
+                    // Not known either way: the refund stays REQUESTED (it keeps holding its order) and the job
+                    // asks again later, with the same number. If the retries run out, `on_dead` alerts.
+                    return Err(JobFailure::retry(format!(
+                        "refused ({error}), and asking whether the refund exists failed too ({query_error}): \
+                         outcome unknown"
+                    )));
+                }
             }
-            return Err(failure);
         }
     };
     let now = state.now_ms();
@@ -284,6 +290,39 @@ pub async fn refund(ctx: &JobContext) -> JobResult {
     done(summary)
 }
 
+/// WeChat Pay's own answer that it has no refund by this number (or a number it could never have taken).
+fn is_no_such_refund(error: &wechatpay::Error) -> bool {
+    match error {
+        wechatpay::Error::Api(api) => {
+            api.status == 404 && matches!(api.code.as_str(), "RESOURCE_NOT_EXISTS" | "NOT_FOUND")
+        }
+        // Refused before sending by the same rule WeChat Pay applies: no refund can carry this number.
+        wechatpay::Error::Invalid(_) => true,
+        _ => false,
+    }
+}
+
+/// Record that WeChat Pay confirmed it has no such refund: `FAILED` (nothing paid), which frees the order.
+async fn mark_not_made(state: &AppState, row: &RefundRow, error: &str) -> Result<(), JobFailure> {
+    let error = format!("{error} (WeChat Pay has no refund {}: nothing was paid)", row.out_refund_no);
+    let update = RefundUpdate { status: "FAILED", last_error: Some(&error), ..RefundUpdate::default() };
+    let mut conn = state.store().conn().await.map_err(store_failure)?;
+    refunds::update(&mut conn, row.provider_id, &row.out_refund_no, &update, state.now_ms())
+        .await
+        .map_err(store_failure)?;
+    drop(conn);
+    step(
+        state,
+        row.provider_id,
+        &row.complaint_id,
+        "refund_failed",
+        "failed",
+        json!({"out_refund_no": row.out_refund_no, "error": error, "confirmed_not_made": true}),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Enqueue the completion once every automatic refund of the complaint is accepted (PROCESSING or SUCCESS).
 async fn complete_when_all_accepted(
     conn: &mut AnyConnection,
@@ -295,7 +334,7 @@ async fn complete_when_all_accepted(
     let accepted =
         all.iter().filter(|r| r.requested_by == "auto").all(|r| matches!(r.status.as_str(), "PROCESSING" | "SUCCESS"));
     if accepted {
-        enqueue_complete(conn, row.provider_id, &row.complaint_id, &row.sub_mchid, times, now).await?;
+        enqueue_complete(conn, row.provider_id, &row.complaint_id, &row.sub_mchid, times, true, now).await?;
     }
     Ok(())
 }
@@ -438,7 +477,27 @@ pub async fn refund_query(ctx: &JobContext) -> JobResult {
         return done(format!("refund {} is {}: no query needed", row.out_refund_no, row.status));
     }
     let client = client_for(state, p.provider_id).await?;
-    let answer = client.query_refund(&row.out_refund_no, &row.sub_mchid).await.map_err(wechat_failure)?;
+    let answer = match client.query_refund(&row.out_refund_no, &row.sub_mchid).await {
+        Ok(answer) => answer,
+        // A refund whose request was refused (or marked failed by an earlier version without asking): WeChat Pay
+        // has no such refund, so nothing was paid — unless our request is still under way.
+        Err(e) if row.status == "REQUESTED" && is_no_such_refund(&e) => {
+            let now = state.now_ms();
+            let mut conn = state.store().conn().await.map_err(store_failure)?;
+            let key = format!("refund:{}:{}", row.provider_id, row.out_refund_no);
+            let request = queue::find_by_dedupe_key(&mut conn, &key).await.map_err(store_failure)?;
+            if request.is_some_and(|j| j.status == "queued" || j.status == "running") {
+                return Err(JobFailure::Defer { until: now + query_delay_ms(1) });
+            }
+            drop(conn);
+            mark_not_made(state, &row, "not found when checked").await?;
+            let mut tx = state.store().begin().await.map_err(store_failure)?;
+            alert_refund_failed(&mut tx, state, &row, "FAILED", None).await.map_err(store_failure)?;
+            tx.commit().await.map_err(sqlx_failure)?;
+            return done(format!("refund {}: WeChat Pay has no such refund; recorded FAILED", row.out_refund_no));
+        }
+        Err(e) => return Err(wechat_failure(e)),
+    };
     let now = state.now_ms();
     let mut tx = state.store().begin().await.map_err(store_failure)?;
     let summary = record_answer(&mut tx, state, &row, &answer).await.map_err(store_failure)?;
@@ -510,10 +569,58 @@ pub async fn complete(ctx: &JobContext) -> JobResult {
         mark_completed(state, &p, json!({"already_processed": true})).await?;
         return done("already processed: not completed again");
     }
+    if p.expects_refund && !detail.complaint_full_refunded {
+        let mut conn = state.store().conn().await.map_err(store_failure)?;
+        match refunds_settled(&mut conn, p.provider_id, &detail).await.map_err(store_failure)? {
+            RefundsSettled::Accepted => {}
+            RefundsSettled::Unanswered(number) => {
+                // The order's refund (perhaps another complaint's) is not answered yet: look again later.
+                tracing::debug!(complaint_id = %p.complaint_id, out_refund_no = %number, "completion waits for a refund");
+                return Err(JobFailure::Defer { until: state.now_ms() + query_delay_ms(1) });
+            }
+            RefundsSettled::Refused(row) => {
+                drop(conn);
+                let why = json!({"reason": "a refund of the complaint's orders did not go through",
+                                 "out_refund_no": row.out_refund_no, "status": row.status});
+                step(state, p.provider_id, &p.complaint_id, "completion_withheld", "skipped", why).await?;
+                return done(format!("not completed: refund {} is {}", row.out_refund_no, row.status));
+            }
+        }
+    }
     let sub_mchid = p.sub_mchid.clone().unwrap_or_else(|| detail.complainted_mchid.clone());
     client.complete_complaint(&p.complaint_id, &sub_mchid).await.map_err(wechat_failure)?;
     mark_completed(state, &p, json!({})).await?;
     done(format!("completed {}", p.complaint_id))
+}
+
+/// Where the refunds of a complaint's orders stand, for its completion.
+enum RefundsSettled {
+    /// Every order the complaint refunds has a refund WeChat Pay accepted (`PROCESSING` or `SUCCESS`).
+    Accepted,
+    /// This refund has no answer yet.
+    Unanswered(String),
+    /// This refund failed or was closed: the complaint is not handled.
+    Refused(Box<RefundRow>),
+}
+
+/// Look at the newest refund of each order the complaint asks to refund, whoever made it.
+async fn refunds_settled(
+    conn: &mut AnyConnection,
+    provider_id: i64,
+    detail: &Complaint,
+) -> StoreResult<RefundsSettled> {
+    for (index, _) in refund_plan(detail) {
+        let transaction_id = &detail.complaint_order_info[index].transaction_id;
+        let Some(latest) = refunds::latest_for_order(conn, provider_id, transaction_id).await? else {
+            continue;
+        };
+        match latest.status.as_str() {
+            "PROCESSING" | "SUCCESS" => {}
+            "REQUESTED" => return Ok(RefundsSettled::Unanswered(latest.out_refund_no)),
+            _ => return Ok(RefundsSettled::Refused(Box::new(latest))),
+        }
+    }
+    Ok(RefundsSettled::Accepted)
 }
 
 async fn mark_completed(state: &AppState, p: &ComplaintPayload, detail: serde_json::Value) -> Result<(), JobFailure> {

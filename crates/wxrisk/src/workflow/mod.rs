@@ -11,12 +11,15 @@
 //! |---|---|---|
 //! | sync | `sync:{provider}:notification:{id}` / `sync:{provider}:{complaint}:{fingerprint}` | one per delivery / per observed change |
 //! | reply | `reply:{provider}:{complaint}:{user_complaint_times}` | one reply per complaint, again per continued complaint |
-//! | refund | `refund:{provider}:{out_refund_no}` | `out_refund_no` derives from complaint and order: one refund per order |
+//! | refund | `refund:{provider}:{out_refund_no}` | `out_refund_no` derives from complaint, order and round; the database allows one live refund per order |
 //! | complete | `complete:{provider}:{complaint}:{user_complaint_times}` | |
 //! | sla | `sla:{provider}:{complaint}:{times}:{deadline}:{stage}` | each alert once |
+//! | backlog | `backlog:{provider}:{reconcile slot}` | one digest per reconciliation that met the provider's history |
 //!
 //! Before repeating a reply after an uncertain attempt, the negotiation history is checked; before completing,
-//! the complaint's state. Refunds need no check: the same `out_refund_no` is the same refund at WeChat Pay.
+//! the complaint's state and its refunds. Refunds need no check before asking again: the same `out_refund_no` is
+//! the same refund at WeChat Pay. That an order is refunded once is the database's rule (`store::refunds`), and a
+//! refused refund is failed only when WeChat Pay confirms it has no such refund (`effects::refund`).
 
 pub mod complaints;
 pub mod effects;
@@ -37,6 +40,7 @@ pub const REFUND: &str = "complaint.refund";
 pub const COMPLETE: &str = "complaint.complete";
 pub const SLA: &str = "complaint.sla";
 pub const RECONCILE: &str = "complaint.reconcile";
+pub const BACKLOG: &str = "complaint.backlog";
 pub const REFUND_QUERY: &str = "refund.query";
 pub const REFUND_NOTIFICATION: &str = "refund.notification";
 pub const VIOLATION: &str = "violation.record";
@@ -63,6 +67,7 @@ pub fn register(registry: &mut JobRegistry) {
     registry.register(REFUND_NOTIFICATION, FnHandler(|ctx| Box::pin(effects::refund_notification(ctx))));
     registry.register(SLA, FnHandler(|ctx| Box::pin(sla::check(ctx))));
     registry.register(RECONCILE, FnHandler(|ctx| Box::pin(reconcile::run(ctx))));
+    registry.register(BACKLOG, FnHandler(|ctx| Box::pin(reconcile::backlog_digest(ctx))));
     registry.register(VIOLATION, FnHandler(|ctx| Box::pin(violations::record(ctx))));
     registry.register(LIMITATIONS, FnHandler(|ctx| Box::pin(violations::check_limitations(ctx))));
     registry.register(RISK_CHECK, FnHandler(|ctx| Box::pin(violations::check_risk(ctx))));

@@ -17,9 +17,11 @@ use time::Date;
 use wechatpay::api::complaints::ComplaintListQuery;
 
 use super::complaints::{enqueue_sync, fingerprint};
-use super::{RECONCILE, client_for, done, store_failure, wechat_failure};
+use super::wechat_failure;
+use super::{BACKLOG, RECONCILE, SYNC, client_for, done, say, sqlx_failure, store_failure};
 use crate::clock::SHANGHAI;
 use crate::jobs::{JobContext, JobFailure, JobResult};
+use crate::notify::{self, EventKind, NotificationEvent};
 use crate::state::AppState;
 use crate::store::complaints as store;
 use crate::store::jobs::{self as queue, NewJob};
@@ -40,6 +42,9 @@ pub struct ReconcilePayload {
     pub offset: u32,
     /// The interval number this run belongs to (names continuation jobs).
     pub slot: i64,
+    /// The run met complaints we never saw from before the provider's automation start: one digest follows.
+    #[serde(default)]
+    pub backlog_seen: bool,
 }
 
 fn day(ms: i64) -> Date {
@@ -72,8 +77,14 @@ pub async fn schedule(state: &AppState) -> StoreResult<usize> {
             Some(covered) => covered.previous_day().unwrap_or(covered),
             None => today - time::Duration::days(settings.reconcile_backfill_days),
         };
-        let payload =
-            ReconcilePayload { provider_id, begin: format(begin.min(today)), end: format(today), offset: 0, slot };
+        let payload = ReconcilePayload {
+            provider_id,
+            begin: format(begin.min(today)),
+            end: format(today),
+            offset: 0,
+            slot,
+            backlog_seen: false,
+        };
         if enqueue(&mut conn, &payload, &format!("reconcile:{provider_id}:{slot}"), now).await? {
             created += 1;
         }
@@ -119,6 +130,11 @@ pub async fn run(ctx: &JobContext) -> JobResult {
         return Err(JobFailure::permanent(format!("bad window {} … {}", p.begin, p.end)));
     };
     let client = client_for(state, p.provider_id).await?;
+    let automation_since = {
+        let mut conn = state.store().conn().await.map_err(store_failure)?;
+        let provider = providers::get(&mut conn, p.provider_id).await.map_err(store_failure)?;
+        provider.ok_or_else(|| JobFailure::permanent("the provider no longer exists"))?.automation_since
+    };
     let (mut seen, mut enqueued, mut pages) = (0usize, 0usize, 0u32);
     loop {
         let window_end = (begin + time::Duration::days(WINDOW_DAYS)).min(end);
@@ -142,6 +158,9 @@ pub async fn run(ctx: &JobContext) -> JobResult {
         for complaint in &page.data {
             let theirs = fingerprint(complaint);
             let known = ours.iter().find(|(id, _)| *id == complaint.complaint_id).map(|(_, f)| f.as_str());
+            if known.is_none() && complaint.complained_at().is_some_and(|t| unix_ms(t) < automation_since) {
+                p.backlog_seen = true;
+            }
             if known != Some(theirs.as_str())
                 && enqueue_sync(&mut conn, p.provider_id, &complaint.complaint_id, &format!("reconcile:{theirs}"), now)
                     .await
@@ -158,6 +177,9 @@ pub async fn run(ctx: &JobContext) -> JobResult {
             p.offset = 0;
         } else {
             store::set_reconciled_until(&mut conn, p.provider_id, &p.end, now).await.map_err(store_failure)?;
+            if p.backlog_seen {
+                enqueue_backlog_digest(&mut conn, p.provider_id, p.slot, now).await.map_err(store_failure)?;
+            }
             if enqueued > 0 {
                 state.job_wakeup().notify_waiters();
             }
@@ -174,4 +196,81 @@ pub async fn run(ctx: &JobContext) -> JobResult {
             );
         }
     }
+}
+
+fn unix_ms(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// How long the digest waits before looking whether this run's syncs are done.
+const BACKLOG_WAIT_MS: i64 = 60_000;
+
+async fn enqueue_backlog_digest(
+    conn: &mut sqlx::AnyConnection,
+    provider_id: i64,
+    slot: i64,
+    now: i64,
+) -> StoreResult<()> {
+    let job = NewJob {
+        kind: BACKLOG.to_owned(),
+        dedupe_key: format!("backlog:{provider_id}:{slot}"),
+        payload: json!({"provider_id": provider_id, "slot": slot}),
+        provider_id: Some(provider_id),
+        run_at: now + BACKLOG_WAIT_MS,
+    };
+    queue::enqueue(conn, &job, now).await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct BacklogPayload {
+    provider_id: i64,
+    slot: i64,
+}
+
+/// The `complaint.backlog` job: once reconciliation's syncs of a provider are done, tell the provider in one
+/// message about the complaints from before its automation start that they recorded — how many, how many are
+/// still open, the amount, and when they were filed — instead of a notification (and deadline alerts) per
+/// complaint. Each complaint is counted in one digest only.
+pub async fn backlog_digest(ctx: &JobContext) -> JobResult {
+    let p: BacklogPayload = ctx.payload()?;
+    let state = &ctx.state;
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await.map_err(store_failure)?;
+    let pending = queue::count_unfinished(&mut tx, p.provider_id, SYNC, &format!("sync:{}:", p.provider_id))
+        .await
+        .map_err(store_failure)?;
+    if pending > 0 {
+        tx.commit().await.map_err(sqlx_failure)?;
+        return Err(JobFailure::Defer { until: now + BACKLOG_WAIT_MS });
+    }
+    let Some(provider) = providers::get(&mut tx, p.provider_id).await.map_err(store_failure)? else {
+        return done("the provider no longer exists");
+    };
+    let backlog = store::take_backlog(&mut tx, p.provider_id).await.map_err(store_failure)?;
+    if backlog.count == 0 {
+        tx.commit().await.map_err(sqlx_failure)?;
+        return done("no complaints from before the automation start left to sum up");
+    }
+    let event = NotificationEvent {
+        kind: EventKind::ComplaintsBacklog,
+        key: format!("backlog:{}:{}", p.provider_id, p.slot),
+        provider_id: p.provider_id,
+        merchant_mchid: None,
+        to_merchant: false,
+        data: json!({
+            "backlog": {"count": backlog.count, "open": backlog.open, "amount_fen": backlog.amount_fen,
+                        "first_ms": backlog.first_ms, "last_ms": backlog.last_ms,
+                        "automation_since_ms": provider.automation_since},
+            "actions": [say(&provider.locale,
+                "这些投诉早于自动处理起始时间，已记录，未自动回复、退款或完结；请在控制台或 API 中查看（historical=true）并人工处理",
+                "these complaints predate automation: recorded, but not replied to, refunded or completed; see them in the console or API (historical=true) and act by hand")],
+            "time_ms": now,
+            "link_path": notify::links::historical_complaints(p.provider_id),
+        }),
+    };
+    notify::enqueue(&mut tx, state, &event).await.map_err(store_failure)?;
+    tx.commit().await.map_err(sqlx_failure)?;
+    state.job_wakeup().notify_waiters();
+    done(format!("{} complaint(s) from before the automation start summed up ({} open)", backlog.count, backlog.open))
 }

@@ -2,7 +2,9 @@
 //! only — handle 500 complaints: each replied once, refunded once, completed once, and both processes did work.
 //! Half-way the worker process is killed (SIGKILL, jobs in hand) and a new one started: the killed one's jobs
 //! are taken over when their leases end, and still nothing happens twice.
-//! (SQLite serves one instance; on SQLite this test says so and stops.)
+//! Two worker processes racing for the same order — two complaints about one payment, handled at the same moment —
+//! refund it once: the database's one-refund-per-order index decides, not a check before acting.
+//! (SQLite serves one instance; on SQLite these tests say so and stop.)
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -37,54 +39,23 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Value {
     client.get(url).send().await.expect("GET").json().await.expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_once() {
-    let db = TestDb::new().await;
-    if !db.is_postgres() {
-        eprintln!("two_processes_on_one_postgresql_database…: PostgreSQL only (set WXRISK_TEST_DATABASE_URL)");
-        return;
-    }
-    let sim = wxsim::Simulator::start(wxsim::SimConfig {
-        apiv3_key: Some(APIV3_KEY.into()),
-        merchant: Some((testdata("merchant_key.pem"), testdata("merchant_cert.pem"))),
-        platform: Some((testdata("other_key.pem"), testdata("platform_cert.pem"))),
-        public_key: Some(testdata("other_key.pem")),
-        callback_time_scale: 0.01,
-        ..wxsim::SimConfig::default()
-    })
-    .await
-    .expect("simulator");
-    let control = SimControl::new(&sim);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let base = format!("http://127.0.0.1:{port}");
-    // The simulator keeps WeChat's per-minute limits; its clock is moved on below, so allow our side to go fast.
-    let env = vec![
-        ("WXRISK_WECHATPAY_BASE_URL", sim.base_url()),
-        ("WXRISK_COMPLAINTS__REPLY_PER_MINUTE", "100000".to_owned()),
-        ("WXRISK_COMPLAINTS__HISTORY_PER_MINUTE", "100000".to_owned()),
-        // FREQUENCY_LIMITED answers (the simulator's minute is not ours) are retried soon and often.
-        ("WXRISK_JOBS__RETRY_SCHEDULE", vec!["500ms"; 60].join(",")),
-        ("WXRISK_JOBS__POLL_INTERVAL", "200ms".to_owned()),
-        ("WXRISK_JOBS__CONCURRENCY", "8".to_owned()),
-        // A killed process's jobs are taken over after their lease.
-        ("WXRISK_JOBS__LEASE", "4s".to_owned()),
-        ("WXRISK_JOBS__TIMEOUT", "3s".to_owned()),
-    ];
-    let output = wxrisk(&db, &env).args(["token", "create", "--name", "cluster"]).output().expect("token");
+/// What `set_up` made: a client for the API, and the provider (the simulator's) with its sub-merchant.
+struct Setup {
+    client: reqwest::Client,
+    token: String,
+}
+
+/// With a `wxrisk` process listening at `base`: a token, the provider, a sub-merchant with auto-refund, and the
+/// complaint callback URL registered at the simulated WeChat Pay.
+async fn set_up(db: &TestDb, sim: &wxsim::Simulator, env: &[(&str, String)], base: &str) -> Setup {
+    let output = wxrisk(db, env).args(["token", "create", "--name", "cluster"]).output().expect("token");
     let token = String::from_utf8_lossy(&output.stdout).split_whitespace().last().expect("token").to_owned();
-    let mut web_env = env.clone();
-    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
-    let _first = Process(wxrisk(&db, &web_env).arg("serve").stdout(Stdio::null()).spawn().expect("first process"));
-    let second = Process(
-        wxrisk(&db, &env).args(["serve", "--role", "worker"]).stdout(Stdio::null()).spawn().expect("second process"),
-    );
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
         assert!(Instant::now() < deadline, "wxrisk did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
     let mut provider = provider_body("1900000100");
     provider["platform_cert_serial"] = json!(PLATFORM_SERIAL);
     provider["platform_cert_pem"] = json!(testdata("platform_cert.pem"));
@@ -128,22 +99,98 @@ async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_
         .set_complaint_notification_url(&format!("{base}/callbacks/{provider_id}/complaints"), false)
         .await
         .expect("register");
+    Setup { client, token }
+}
 
+/// The simulator's clock a minute on every 100 ms, so its per-minute limits reset while the processes work.
+fn tick_simulator_minutes(sim: &wxsim::Simulator, client: &reqwest::Client) -> tokio::task::JoinHandle<()> {
+    let url = format!("{}/_sim/clock/advance", sim.base_url());
+    let client = client.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = client.post(&url).json(&json!({"seconds": 61})).send().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+fn test_sim_config() -> wxsim::SimConfig {
+    wxsim::SimConfig {
+        apiv3_key: Some(APIV3_KEY.into()),
+        merchant: Some((testdata("merchant_key.pem"), testdata("merchant_cert.pem"))),
+        platform: Some((testdata("other_key.pem"), testdata("platform_cert.pem"))),
+        public_key: Some(testdata("other_key.pem")),
+        callback_time_scale: 0.01,
+        ..wxsim::SimConfig::default()
+    }
+}
+
+/// Settings for fast processes against the simulator (whose minutes pass quickly: allow our side to go fast).
+fn fast_env(sim: &wxsim::Simulator) -> Vec<(&'static str, String)> {
+    vec![
+        ("WXRISK_WECHATPAY_BASE_URL", sim.base_url()),
+        ("WXRISK_COMPLAINTS__REPLY_PER_MINUTE", "100000".to_owned()),
+        ("WXRISK_COMPLAINTS__HISTORY_PER_MINUTE", "100000".to_owned()),
+        // FREQUENCY_LIMITED answers (the simulator's minute is not ours) are retried soon and often.
+        ("WXRISK_JOBS__RETRY_SCHEDULE", vec!["500ms"; 60].join(",")),
+        ("WXRISK_JOBS__POLL_INTERVAL", "200ms".to_owned()),
+        ("WXRISK_JOBS__CONCURRENCY", "8".to_owned()),
+        // A killed process's jobs are taken over after their lease.
+        ("WXRISK_JOBS__LEASE", "4s".to_owned()),
+        ("WXRISK_JOBS__TIMEOUT", "3s".to_owned()),
+    ]
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+async fn jobs_summary(db: &TestDb) -> Vec<String> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect");
+    let rows =
+        sqlx::query("select kind, status, count(*) as n, max(last_error) as error from jobs group by kind, status")
+            .fetch_all(&mut conn)
+            .await
+            .expect("jobs");
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {:?}",
+                sqlx::Row::get::<String, _>(r, "kind"),
+                sqlx::Row::get::<String, _>(r, "status"),
+                sqlx::Row::get::<i64, _>(r, "n"),
+                sqlx::Row::get::<Option<String>, _>(r, "error")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_once() {
+    let db = TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("two_processes_on_one_postgresql_database…: PostgreSQL only (set WXRISK_TEST_DATABASE_URL)");
+        return;
+    }
+    let sim = wxsim::Simulator::start(test_sim_config()).await.expect("simulator");
+    let control = SimControl::new(&sim);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = fast_env(&sim);
+    let mut web_env = env.clone();
+    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
+    let _first = Process(wxrisk(&db, &web_env).arg("serve").stdout(Stdio::null()).spawn().expect("first process"));
+    let second = Process(
+        wxrisk(&db, &env).args(["serve", "--role", "worker"]).stdout(Stdio::null()).spawn().expect("second process"),
+    );
+    let client = set_up(&db, &sim, &env, &base).await.client;
     let mut ids = Vec::with_capacity(COMPLAINTS);
     for i in 0..COMPLAINTS {
         ids.push(control.complaint(json!({"sub_mchid": "1900000109", "amount": 100 + i})).await);
     }
     // WeChat's per-minute limits reset as the simulated minutes pass: ten simulated minutes a second.
-    let ticking = {
-        let url = format!("{}/_sim/clock/advance", sim.base_url());
-        let client = client.clone();
-        tokio::spawn(async move {
-            loop {
-                let _ = client.post(&url).json(&json!({"seconds": 61})).send().await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let ticking = tick_simulator_minutes(&sim, &client);
     // Kill the worker-only process once work is under way, and start another.
     let mut second = Some(second);
     let mut _third = None;
@@ -173,27 +220,7 @@ async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_
             break;
         }
         if Instant::now() > deadline {
-            sqlx::any::install_default_drivers();
-            let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect");
-            let rows = sqlx::query(
-                "select kind, status, count(*) as n, max(last_error) as error from jobs group by kind, status",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .expect("jobs");
-            let summary: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {} {} {:?}",
-                        sqlx::Row::get::<String, _>(r, "kind"),
-                        sqlx::Row::get::<String, _>(r, "status"),
-                        sqlx::Row::get::<i64, _>(r, "n"),
-                        sqlx::Row::get::<Option<String>, _>(r, "error")
-                    )
-                })
-                .collect();
-            panic!("after 4 minutes: {refunded} refunds, {done} complaints done; jobs: {summary:#?}");
+            panic!("after 4 minutes: {refunded} refunds, {done} complaints done; jobs: {:#?}", jobs_summary(&db).await);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -219,6 +246,124 @@ async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_
     let dead =
         sqlx::query("select count(*) as n from jobs where status = 'dead'").fetch_one(&mut conn).await.expect("dead");
     assert_eq!(sqlx::Row::get::<i64, _>(&dead, "n"), 0);
+    ticking.abort();
+    sim.stop().await;
+}
+
+/// Complaint pairs: each pair about one payment, each complaint asking for part of it (so WeChat Pay would pay a
+/// second refund rather than refuse it).
+const PAIRS: usize = 30;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_deciding_about_one_order_at_once_refund_it_once() {
+    let db = TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("two_worker_processes_deciding…: PostgreSQL only (set WXRISK_TEST_DATABASE_URL)");
+        return;
+    }
+    let sim = wxsim::Simulator::start(test_sim_config()).await.expect("simulator");
+    let control = SimControl::new(&sim);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = fast_env(&sim);
+    let mut web_env = env.clone();
+    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
+    // Callbacks are taken in while no worker runs, so the two workers start on a queue in which the two
+    // complaints of each pair lie next to each other and are claimed at the same moment.
+    let _web =
+        Process(wxrisk(&db, &web_env).args(["serve", "--role", "web"]).stdout(Stdio::null()).spawn().expect("web"));
+    let setup = set_up(&db, &sim, &env, &base).await;
+    let mut pairs = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
+        let order = control.post("/orders", json!({"sub_mchid": "1900000109", "amount": 1000})).await;
+        let transaction_id = order["transaction_id"].as_str().expect("tx").to_owned();
+        let mut pair = Vec::new();
+        for _ in 0..2 {
+            let body = json!({"sub_mchid": "1900000109", "transaction_id": transaction_id, "apply_refund_amount": 300});
+            pair.push(control.complaint(body).await);
+        }
+        pairs.push((transaction_id, pair));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs: Value = setup
+            .client
+            .get(format!("{base}/api/v1/jobs?kind=complaint.sync&limit=200"))
+            .bearer_auth(&setup.token)
+            .send()
+            .await
+            .expect("jobs")
+            .json()
+            .await
+            .expect("json");
+        if jobs["items"].as_array().map_or(0, Vec::len) >= 2 * PAIRS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "callbacks did not arrive: {jobs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ticking = tick_simulator_minutes(&sim, &setup.client);
+    let _workers: Vec<Process> = (0..2)
+        .map(|_| {
+            Process(
+                wxrisk(&db, &env).args(["serve", "--role", "worker"]).stdout(Stdio::null()).spawn().expect("worker"),
+            )
+        })
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut completed = 0;
+        for (_, pair) in &pairs {
+            for id in pair {
+                let record = get_json(&setup.client, &format!("{}/_sim/complaints/{id}", sim.base_url())).await;
+                completed += usize::from(record["completed"] == true);
+            }
+        }
+        if completed == 2 * PAIRS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 3 minutes {completed} complaints completed; jobs: {:#?}",
+            jobs_summary(&db).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let refunds = get_json(&setup.client, &format!("{}/_sim/refunds", sim.base_url())).await;
+    let refunds = refunds.as_array().expect("refunds");
+    for (transaction_id, _) in &pairs {
+        let of_order: Vec<&Value> =
+            refunds.iter().filter(|r| r["refund"]["transaction_id"] == json!(transaction_id)).collect();
+        assert_eq!(of_order.len(), 1, "order {transaction_id} refunded {} times: {of_order:#?}", of_order.len());
+        assert_eq!(of_order[0]["refund"]["amount"]["refund"], 300);
+    }
+    assert_eq!(refunds.len(), PAIRS);
+    // Both workers decided about pairs: the race was run, not avoided.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.expect("connect");
+    let rows = sqlx::query(
+        "select distinct a.worker from job_attempts a join jobs j on j.id = a.job_id \
+         where j.kind = 'complaint.sync' and a.outcome = 'succeeded'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("workers");
+    let workers: std::collections::HashSet<String> = rows
+        .iter()
+        .map(|r| sqlx::Row::get::<String, _>(r, "worker").split('/').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(workers.len(), 2, "both worker processes synced complaints: {workers:?}");
+    let held =
+        sqlx::query("select count(*) as n from complaint_timeline where step = 'refund' and outcome = 'skipped'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("skipped");
+    assert_eq!(
+        sqlx::Row::get::<i64, _>(&held, "n"),
+        i64::try_from(PAIRS).expect("n"),
+        "one of each pair found it held"
+    );
     ticking.abort();
     sim.stop().await;
 }

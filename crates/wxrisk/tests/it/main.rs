@@ -5,6 +5,7 @@ mod api_channels;
 mod api_deliveries;
 mod api_merchants;
 mod api_providers;
+mod automation_start;
 mod cli;
 mod cluster;
 mod complaints;
@@ -15,6 +16,7 @@ mod intake;
 mod jobs;
 mod notify;
 mod notify_email;
+mod refunds;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]

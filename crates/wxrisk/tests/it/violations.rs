@@ -327,6 +327,7 @@ async fn risk_figures_and_score_follow_a_seeded_history() {
         amount: 60_000,
         total: 60_000,
         requested_by: "auto",
+        holds_order: true,
     };
     wxrisk::store::refunds::create(&mut conn, &refund, now - 2 * 86_400_000).await.expect("refund");
     let update = wxrisk::store::refunds::RefundUpdate { status: "SUCCESS", ..Default::default() };

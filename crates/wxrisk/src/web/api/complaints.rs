@@ -47,6 +47,9 @@ pub struct RefundOut {
     pub last_error: Option<String>,
     /// `auto` or the operator.
     pub requested_by: String,
+    /// `false` only for an operator's additional refund (`"additional": true`): every other refund is the one
+    /// refund its order may have at a time.
+    pub holds_order: bool,
     pub created_at: String,
     pub succeeded_at: Option<String>,
 }
@@ -89,6 +92,9 @@ pub struct ComplaintOut {
     pub resolve_due_at: String,
     /// Past a deadline not met.
     pub overdue: bool,
+    /// From before the provider's `automation_since`: recorded and listed, but wxrisk neither replies, refunds nor
+    /// completes it by itself; operators act on it with the actions below.
+    pub historical: bool,
     pub replied_at: Option<String>,
     pub completed_at: Option<String>,
     pub created_at: String,
@@ -124,6 +130,7 @@ fn to_out(row: ComplaintRow, now: i64) -> ComplaintOut {
         .collect();
     ComplaintOut {
         overdue: overdue(&row, now),
+        historical: row.historical,
         provider_id: row.provider_id,
         complaint_id: row.complaint_id,
         complainted_mchid: row.complainted_mchid,
@@ -166,6 +173,7 @@ fn refund_out(r: refunds::RefundRow) -> RefundOut {
         user_received_account: r.user_received_account,
         last_error: r.last_error,
         requested_by: r.requested_by,
+        holds_order: r.holds_order,
         created_at: format_shanghai(r.created_at),
         succeeded_at: r.succeeded_at.map(format_shanghai),
     }
@@ -186,6 +194,8 @@ pub struct ComplaintListQuery {
     pub until: Option<String>,
     /// `true`: only complaints past a deadline they have not met.
     pub overdue: Option<bool>,
+    /// `true`: only complaints from before the provider's automation start; `false`: only those since.
+    pub historical: Option<bool>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -213,6 +223,7 @@ pub async fn list(
         since: time_param("since", query.since.as_deref(), false)?,
         until: time_param("until", query.until.as_deref(), true)?,
         overdue_at: query.overdue.unwrap_or(false).then_some(now),
+        historical: query.historical,
     };
     let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
     let before = (page.after_id > 0).then_some(page.after_id);
@@ -296,6 +307,12 @@ pub struct RefundIn {
     pub transaction_id: Option<String>,
     /// Fen (default: the order's amount, or what the user asked when less).
     pub amount: Option<i64>,
+    /// `true`: refund although the order already has a refund that succeeded or whose outcome is not known yet —
+    /// an operator's explicit decision (automation never does this). Needs `transaction_id` and `amount`, and the
+    /// amount must fit in what is left of the order after its other refunds. Without it such an order is
+    /// refused with 409.
+    #[serde(default)]
+    pub additional: bool,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -438,7 +455,14 @@ pub async fn refund(
     if input.amount.is_some_and(|a| a <= 0) {
         return Err(ApiError::invalid("amount", "must be more than zero"));
     }
-    let request = json!({"action": "refund", "complaint_id": complaint_id, "transaction_id": input.transaction_id, "amount": input.amount});
+    if input.additional && (input.transaction_id.is_none() || input.amount.is_none()) {
+        return Err(ApiError::invalid(
+            "additional",
+            "an additional refund names its order (transaction_id) and amount",
+        ));
+    }
+    let request = json!({"action": "refund", "complaint_id": complaint_id, "transaction_id": input.transaction_id,
+                         "amount": input.amount, "additional": input.additional});
     idempotent(&state, &actor, &headers, request, async || {
         let now = state.now_ms();
         let mut tx = state.store().begin().await?;
@@ -460,23 +484,52 @@ pub async fn refund(
             detail.apply_refund_amount = Some(amount);
         }
         for order in &detail.complaint_order_info {
-            if !refunds::open_for_order(&mut tx, row.provider_id, &order.transaction_id).await?.is_empty() {
+            let live = refunds::live_for_order(&mut tx, row.provider_id, &order.transaction_id).await?;
+            if live.is_empty() {
+                continue;
+            }
+            if !input.additional {
+                let numbers: Vec<String> = live.iter().map(|r| format!("{} ({})", r.out_refund_no, r.status)).collect();
                 return Err(ApiError::Conflict {
                     field: None,
-                    message: format!("order {} already has a refund that has not failed", order.transaction_id),
+                    message: format!(
+                        "order {} already has a refund that has not failed: {}; to refund it again on purpose, send \
+                         \"additional\": true with the amount",
+                        order.transaction_id,
+                        numbers.join(", ")
+                    ),
                 });
             }
+            let taken: i64 = live.iter().map(|r| r.amount).sum();
+            let amount = input.amount.unwrap_or_default();
+            if taken + amount > order.amount {
+                return Err(ApiError::invalid(
+                    "amount",
+                    format!(
+                        "the order's other refunds take {} of its {} fen: at most {} fen is left",
+                        taken,
+                        order.amount,
+                        order.amount - taken
+                    ),
+                ));
+            }
         }
-        let created = workflow::complaints::create_refunds(
-            &mut tx,
-            &state,
-            &provider,
-            &detail,
-            false,
-            &actor.label(),
-            row.user_complaint_times,
-        )
-        .await?;
+        let ask = workflow::complaints::RefundAsk {
+            requested_by: &actor.label(),
+            complete_after: false,
+            additional: input.additional,
+        };
+        let planned =
+            workflow::complaints::create_refunds(&mut tx, &state, &provider, &detail, ask, row.user_complaint_times)
+                .await?;
+        if let Some(held) = planned.held.first() {
+            // Another worker or operator took the order between the check above and the insert.
+            return Err(ApiError::Conflict {
+                field: None,
+                message: format!("order {} is being refunded already ({})", held.transaction_id, held.out_refund_no),
+            });
+        }
+        let created = planned.created;
         let mut jobs = Vec::new();
         for number in &created {
             if let Some(j) = queue::find_by_dedupe_key(&mut tx, &format!("refund:{}:{number}", row.provider_id)).await?

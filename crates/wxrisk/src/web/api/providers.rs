@@ -54,6 +54,10 @@ pub struct ProviderIn {
     pub default_auto_refund: bool,
     /// Language of notifications: `zh-CN` (default) or `en`.
     pub locale: Option<String>,
+    /// Complaints filed before this time (RFC 3339, or a date in Asia/Shanghai) are recorded, listed and summed up
+    /// once, but neither replied to, refunded nor completed by wxrisk; default: now. Set it earlier only to let
+    /// wxrisk act on complaints that were already there.
+    pub automation_since: Option<String>,
 }
 
 /// Every field optional; `null` clears an optional field.
@@ -105,6 +109,10 @@ pub struct ProviderPatch {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub locale: Patch<String>,
+    /// RFC 3339 or a date (Asia/Shanghai); `null` resets it to when the provider was created.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub automation_since: Patch<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -143,6 +151,8 @@ pub struct ProviderOut {
     pub default_auto_refund: bool,
     /// Language of notifications: `zh-CN` or `en`.
     pub locale: String,
+    /// Complaints filed before this are not acted on automatically (Asia/Shanghai).
+    pub automation_since: String,
     /// Names of the write-only fields that hold a value.
     pub secrets_set: Vec<String>,
     /// What to register at WeChat Pay (needs `WXRISK_PUBLIC_URL`).
@@ -184,6 +194,7 @@ fn to_out(state: &AppState, row: ProviderRow, certs: Vec<PlatformCertRow>) -> Pr
         default_reply: row.default_reply,
         default_auto_refund: row.default_auto_refund,
         locale: row.locale,
+        automation_since: format_shanghai(row.automation_since),
         secrets_set: vec!["merchant_private_key_pem".to_owned(), "apiv3_key".to_owned()],
         callback_urls,
         created_at: format_shanghai(row.created_at),
@@ -230,6 +241,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<ProviderOut>), ApiError> {
     let now = state.now_ms();
     let locale = parse_locale(input.locale.as_deref().unwrap_or("zh-CN"))?;
+    let automation_since = match input.automation_since.as_deref() {
+        None => whole_second(now),
+        Some(text) => parse_automation_since(text)?,
+    };
     let valid = ProviderDraft {
         name: input.name,
         mchid: input.mchid,
@@ -256,6 +271,7 @@ pub async fn create(
     let id = providers::insert(&mut tx, &write_of(&valid, &sealed), now).await.map_err(mchid_conflict)?;
     providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
     providers::set_locale(&mut tx, id, locale.as_str()).await?;
+    providers::set_automation_since(&mut tx, id, automation_since).await?;
     commit_audited(
         tx,
         now,
@@ -266,6 +282,17 @@ pub async fn create(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+}
+
+/// WeChat gives complaint times to the second: a complaint filed in the second a provider was created is after it.
+fn whole_second(ms: i64) -> i64 {
+    ms - ms.rem_euclid(1000)
+}
+
+fn parse_automation_since(text: &str) -> Result<i64, ApiError> {
+    crate::clock::parse_operator_time(text, false).ok_or_else(|| {
+        ApiError::invalid("automation_since", format!("`{text}` is not an RFC 3339 time or a date (YYYY-MM-DD)"))
+    })
 }
 
 fn parse_locale(text: &str) -> Result<crate::notify::Locale, ApiError> {
@@ -328,6 +355,11 @@ pub async fn update(
         Patch::Null => Some(crate::notify::Locale::Zh),
         Patch::Value(text) => Some(parse_locale(text)?),
     };
+    let automation_since = match &patch.automation_since {
+        Patch::Missing => None,
+        Patch::Null => Some(whole_second(current.created_at)),
+        Patch::Value(text) => Some(parse_automation_since(text)?),
+    };
     let private_key_changed = !patch.merchant_private_key_pem.is_missing();
     let apiv3_changed = !patch.apiv3_key.is_missing();
     let private_key = match patch.merchant_private_key_pem {
@@ -383,6 +415,9 @@ pub async fn update(
     if let Some(locale) = locale {
         providers::set_locale(&mut tx, id, locale.as_str()).await?;
     }
+    if let Some(since) = automation_since {
+        providers::set_automation_since(&mut tx, id, since).await?;
+    }
     commit_audited(tx, now, &actor, "provider.update", ("provider", id), serde_json::json!({"fields": changed}))
         .await?;
     Ok(Json(load_out(&state, id).await?))
@@ -390,7 +425,7 @@ pub async fn update(
 
 /// Names of the fields a patch sets (values stay out of the audit log).
 fn changed_fields(patch: &ProviderPatch) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 15] = [
+    let fields: [(&'static str, bool); 16] = [
         ("name", patch.name.is_missing()),
         ("mchid", patch.mchid.is_missing()),
         ("appid", patch.appid.is_missing()),
@@ -406,6 +441,7 @@ fn changed_fields(patch: &ProviderPatch) -> Vec<&'static str> {
         ("default_reply", patch.default_reply.is_missing()),
         ("default_auto_refund", patch.default_auto_refund.is_missing()),
         ("locale", patch.locale.is_missing()),
+        ("automation_since", patch.automation_since.is_missing()),
     ];
     fields.into_iter().filter(|(_, missing)| !missing).map(|(name, _)| name).collect()
 }
