@@ -70,7 +70,8 @@ async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_
         ("WXRISK_JOBS__LEASE", "4s".to_owned()),
         ("WXRISK_JOBS__TIMEOUT", "3s".to_owned()),
     ];
-    let output = wxrisk(&db, &env).args(["token", "create", "--name", "cluster"]).output().expect("token");
+    let output =
+        wxrisk(&db, &env).args(["token", "create", "--name", "cluster", "--scope", "admin"]).output().expect("token");
     let token = String::from_utf8_lossy(&output.stdout).split_whitespace().last().expect("token").to_owned();
     let mut web_env = env.clone();
     web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
