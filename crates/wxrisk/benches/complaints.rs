@@ -62,7 +62,10 @@ fn wxrisk(dir: &std::path::Path, env: &[(&str, String)]) -> Command {
 
 async fn start(args: &[&str], env: &[(&str, String)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = wxrisk(dir.path(), env).args(["token", "create", "--name", "bench"]).output().expect("token");
+    let output = wxrisk(dir.path(), env)
+        .args(["token", "create", "--name", "bench", "--scope", "admin"])
+        .output()
+        .expect("token");
     let token = String::from_utf8_lossy(&output.stdout).split_whitespace().last().expect("token").to_owned();
     let listen = format!("127.0.0.1:{}", free_port());
     let mut env = env.to_vec();

@@ -131,6 +131,16 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// What the token may do: `read` (look only), `operate` (also act on complaints, test-send through
+        /// channels, retry jobs and deliveries) or `admin` (also change providers and their keys, sub-merchants,
+        /// channels, templates and callback registration). The default is `read`, the least privilege: a script
+        /// that changes the setup must ask for `--scope admin`. (Tokens made before scopes existed are `admin`.)
+        #[arg(long, default_value = "read")]
+        scope: auth::Scope,
+        /// When the token stops working: a time from now (`30d`, `12h`) or a date or time (`2027-01-01` means
+        /// 00:00 Asia/Shanghai that day; or RFC 3339). Default: never.
+        #[arg(long)]
+        expires: Option<String>,
     },
     /// Revoke a token by name or id.
     Revoke { name_or_id: String },
@@ -221,6 +231,28 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// `--expires`: a time from now (`30d`, `12h`, `90m`) or a date or time (`2027-01-01`: 00:00 Asia/Shanghai that
+/// day; RFC 3339). Must lie in the future.
+fn parse_expiry(text: &str, now: i64) -> anyhow::Result<i64> {
+    let at = match crate::clock::parse_operator_time(text, false) {
+        Some(at) => at,
+        None => {
+            let after = crate::config::parse_duration(text)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--expires `{text}` is neither a time from now (30d, 12h) nor a date (2027-01-01)")
+                })?;
+            now.saturating_add(after)
+        }
+    };
+    if at <= now {
+        anyhow::bail!("--expires `{text}` is not in the future ({})", format_shanghai(at));
+    }
+    Ok(at)
+}
+
 fn read_password(from_stdin: bool) -> anyhow::Result<(SecretString, bool)> {
     if !from_stdin {
         return Ok((auth::generate_password()?, true));
@@ -282,18 +314,15 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Token(command) => {
             let store = open_store(&config).await?;
             match command {
-                TokenCommand::Create { name } => {
-                    let name = name.trim();
-                    if name.is_empty() || name.len() > 64 {
-                        anyhow::bail!("--name must be 1 to 64 characters");
-                    }
-                    let (id, token) = match auth::create_token(&store, name, now, &Actor::Cli).await {
-                        Err(store::StoreError::Conflict { .. }) => {
-                            anyhow::bail!("an active token named `{name}` exists")
-                        }
-                        other => other?,
-                    };
-                    println!("created API token {id} `{name}`; it is shown only now:");
+                TokenCommand::Create { name, scope, expires } => {
+                    let expires_at = expires.as_deref().map(|text| parse_expiry(text, now)).transpose()?;
+                    let new = auth::NewToken { name: &name, scope, expires_at };
+                    let (id, token) = auth::create_token(&store, &new, now, &Actor::Cli).await?;
+                    let until = expires_at.map(format_shanghai).unwrap_or_else(|| "never".to_owned());
+                    println!(
+                        "created API token {id} `{}` (scope {scope}, expires {until}); it is shown only now:",
+                        name.trim()
+                    );
                     println!("{}", token.expose_secret());
                 }
                 TokenCommand::Revoke { name_or_id } => {
@@ -316,12 +345,17 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 TokenCommand::List => {
                     let mut conn = store.conn().await?;
                     for token in tokens::list(&mut conn).await? {
-                        let state = match token.revoked_at {
-                            Some(at) => format!("revoked {}", format_shanghai(at)),
-                            None => "active".to_owned(),
+                        let state = match (token.revoked_at, token.expires_at) {
+                            (Some(at), _) => format!("revoked {}", format_shanghai(at)),
+                            (None, Some(at)) if at <= now => "expired".to_owned(),
+                            (None, _) => "active".to_owned(),
                         };
+                        let expires = token.expires_at.map(format_shanghai).unwrap_or_else(|| "never".to_owned());
                         let used = token.last_used_at.map(format_shanghai).unwrap_or_else(|| "never".to_owned());
-                        println!("{}\t{}\t{}…\t{state}\tlast used {used}", token.id, token.name, token.token_prefix);
+                        println!(
+                            "{}\t{}\t{}…\t{}\t{state}\t{expires}\t{used}",
+                            token.id, token.name, token.token_prefix, token.scope
+                        );
                     }
                 }
             }

@@ -64,6 +64,14 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub complaints: ComplaintsConfig,
     pub risk: RiskConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// The bearer token a scraper must send; `None`: `/metrics` is public.
+    pub token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +162,13 @@ struct RawConfig {
     notify: RawNotify,
     complaints: RawComplaints,
     risk: RawRisk,
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token: SecretString,
 }
 
 #[derive(Deserialize)]
@@ -284,7 +299,7 @@ impl Config {
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
              resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
-             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n",
+             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n\n[metrics]\ntoken = {mtoken}\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -330,6 +345,7 @@ impl Config {
             rpm = self.complaints.reply_per_minute,
             hpm = self.complaints.history_per_minute,
             ascore = self.risk.alert_score,
+            mtoken = redact(&self.metrics.token, "/metrics is public"),
         )
     }
 
@@ -453,6 +469,7 @@ impl RawConfig {
             return Err(ConfigError::invalid("risk.alert_score", "must be 1 to 100"));
         }
         let risk = RiskConfig { alert_score: self.risk.alert_score };
+        let metrics = self.metrics.validate()?;
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -468,7 +485,25 @@ impl RawConfig {
             notify,
             complaints,
             risk,
+            metrics,
         })
+    }
+}
+
+impl RawMetrics {
+    fn validate(self) -> Result<MetricsConfig, ConfigError> {
+        let text = self.token.expose_secret().trim();
+        if text.is_empty() {
+            return Ok(MetricsConfig { token: None });
+        }
+        // It travels in a header and guards the service's figures: long, and nothing a header cannot carry.
+        if !(16..=256).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::invalid(
+                "metrics.token",
+                "must be empty or 16 to 256 visible ASCII characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        Ok(MetricsConfig { token: Some(SecretString::from(text.to_owned())) })
     }
 }
 
@@ -811,6 +846,16 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("<redacted>"));
         assert!(format!("{config:?}").find("AAECAwQF").is_none());
+        let with_token =
+            Config::load(None, env(&[("WXRISK_METRICS__TOKEN", "scrape-0123456789abcdef")])).expect("valid");
+        let text = with_token.redacted_toml();
+        assert!(
+            !text.contains("scrape-0123456789abcdef") && text.contains("[metrics]\ntoken = \"<redacted>\""),
+            "{text}"
+        );
+        assert!(!format!("{with_token:?}").contains("scrape-0123456789abcdef"));
+        let e = err(&[("WXRISK_METRICS__TOKEN", "short")]);
+        assert!(e.contains("metrics.token") && e.contains("16 to 256"), "{e}");
         // The printed form is itself a valid configuration file.
         let reparsed: toml::Table = text.parse().expect("valid TOML");
         assert!(reparsed.contains_key("jobs"));

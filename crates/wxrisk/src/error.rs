@@ -12,6 +12,12 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A real token past its expiry (shown in Asia/Shanghai time).
+    #[error("this token expired at {at}; ask an administrator for a new one (`wxrisk token create`)")]
+    TokenExpired { at: String },
+    /// A valid token whose scope is below what the route needs.
+    #[error("{0}")]
+    Forbidden(#[from] crate::auth::Denied),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request is well-formed JSON but a value is wrong.
@@ -39,7 +45,8 @@ pub enum ApiError {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable, machine-readable: `INVALID_FIELD`, `UNKNOWN_FIELD`, `MISSING_FIELD`, `MALFORMED_JSON`, `NOT_FOUND`,
-    /// `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `UPSTREAM`, `UNAUTHORIZED`, `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
+    /// `CONFLICT`, `IDEMPOTENCY_KEY_REUSED`, `UPSTREAM`, `UNAUTHORIZED`, `TOKEN_EXPIRED`, `FORBIDDEN` (the token's
+    /// scope is too low), `UNSUPPORTED_MEDIA_TYPE`, `PAYLOAD_TOO_LARGE`, `INTERNAL`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`settings.to[1]`), when there is one.
@@ -63,6 +70,8 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),
+            ApiError::TokenExpired { .. } => (StatusCode::UNAUTHORIZED, "TOKEN_EXPIRED", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "FORBIDDEN", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", None),
             ApiError::Invalid(e) => (StatusCode::BAD_REQUEST, "INVALID_FIELD", Some(e.field.clone())),
             ApiError::BadRequest { code, field, .. } => (StatusCode::BAD_REQUEST, code, field.clone()),
@@ -75,6 +84,23 @@ impl ApiError {
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UPSTREAM", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", None),
         }
+    }
+}
+
+impl ApiError {
+    /// The `WWW-Authenticate` challenge of RFC 6750 §3 for authentication and scope refusals.
+    fn bearer_challenge(&self) -> Option<axum::http::HeaderValue> {
+        let value = match self {
+            ApiError::Unauthorized => "Bearer realm=\"wxrisk\"".to_owned(),
+            ApiError::TokenExpired { .. } => {
+                "Bearer realm=\"wxrisk\", error=\"invalid_token\", error_description=\"the token expired\"".to_owned()
+            }
+            ApiError::Forbidden(denied) => {
+                format!("Bearer realm=\"wxrisk\", error=\"insufficient_scope\", scope=\"{}\"", denied.need)
+            }
+            _ => return None,
+        };
+        axum::http::HeaderValue::from_str(&value).ok()
     }
 }
 
@@ -113,6 +139,10 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(e) => e.message.clone(),
             other => other.to_string(),
         };
-        (status, axum::Json(ErrorBody { code: code.to_owned(), message, field })).into_response()
+        let mut response = (status, axum::Json(ErrorBody { code: code.to_owned(), message, field })).into_response();
+        if let Some(challenge) = self.bearer_challenge() {
+            response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }

@@ -508,8 +508,16 @@ mod tests {
                 assert!(!message.subject.is_empty() && !message.subject.contains('\n'));
                 assert!(message.text.contains(&message.subject));
                 assert!(message.html.contains("https://risk.example.com/x"), "{}", message.html);
-                if kind != EventKind::JobDead {
-                    assert!(message.text.contains("1900000109"), "{kind:?} names the sub-merchant");
+                match kind {
+                    EventKind::JobDead => {}
+                    EventKind::ComplaintsBacklog => {
+                        assert!(
+                            message.subject.contains("37") && message.text.contains("¥1834.00"),
+                            "{}",
+                            message.text
+                        );
+                    }
+                    _ => assert!(message.text.contains("1900000109"), "{kind:?} names the sub-merchant"),
                 }
                 assert!(message.text.contains("已自动回复"), "{kind:?} says what wxrisk did");
             }

@@ -39,6 +39,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_complaints"),
     migration!(4, "0004_violations"),
     migration!(5, "0005_refund_safety"),
+    migration!(7, "0007_token_scopes"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.
@@ -67,12 +68,18 @@ const CREATE_TABLE: &str = "create table if not exists schema_migrations (
 
 /// Apply pending migrations. Returns the versions applied now.
 pub async fn run(store: &Store, now_ms: i64) -> StoreResult<Vec<i64>> {
+    run_through(store, i64::MAX, now_ms).await
+}
+
+/// Apply pending migrations up to and including version `last` (tests of a migration's data changes start from
+/// the schema before it).
+pub async fn run_through(store: &Store, last: i64, now_ms: i64) -> StoreResult<Vec<i64>> {
     let backend = store.backend();
     let mut conn = store.conn().await?;
     if backend == Backend::Postgres {
         sqlx::query("select pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
     }
-    let result = apply_pending(&mut conn, backend, now_ms).await;
+    let result = apply_pending(&mut conn, backend, last, now_ms).await;
     if backend == Backend::Postgres {
         // Unlock even after a failure; the connection returns to the pool.
         let _ = sqlx::query("select pg_advisory_unlock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await;
@@ -80,10 +87,10 @@ pub async fn run(store: &Store, now_ms: i64) -> StoreResult<Vec<i64>> {
     result
 }
 
-async fn apply_pending(conn: &mut AnyConnection, backend: Backend, now_ms: i64) -> StoreResult<Vec<i64>> {
+async fn apply_pending(conn: &mut AnyConnection, backend: Backend, last: i64, now_ms: i64) -> StoreResult<Vec<i64>> {
     sqlx::query(CREATE_TABLE).execute(&mut *conn).await?;
     let mut applied_now = Vec::new();
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= last) {
         let mut tx = match backend {
             Backend::Sqlite => sqlx::Connection::begin_with(&mut *conn, "begin immediate").await?,
             Backend::Postgres => sqlx::Connection::begin(&mut *conn).await?,

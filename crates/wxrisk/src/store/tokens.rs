@@ -1,5 +1,6 @@
 //! `api_tokens`: bearer tokens for the JSON API, stored as SHA-256 hashes (a token is 256 random bits, so a
-//! fast hash is enough; the token itself is shown once, when created).
+//! fast hash is enough; the token itself is shown once, when created). Each has a scope (`read`, `operate`,
+//! `admin`, see [`crate::auth::Scope`]) and may have an expiry; whether a token may act is decided in `auth`.
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -11,37 +12,50 @@ pub struct TokenRow {
     pub id: i64,
     pub name: String,
     pub token_prefix: String,
+    /// `read`, `operate` or `admin` (the database refuses anything else).
+    pub scope: String,
+    /// Unix milliseconds; `None`: never expires.
+    pub expires_at: Option<i64>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, token_prefix, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, name, token_prefix, scope, expires_at, created_at, last_used_at, revoked_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<TokenRow> {
     Ok(TokenRow {
         id: col(row, "id")?,
         name: col(row, "name")?,
         token_prefix: col(row, "token_prefix")?,
+        scope: col(row, "scope")?,
+        expires_at: col(row, "expires_at")?,
         created_at: col(row, "created_at")?,
         last_used_at: col(row, "last_used_at")?,
         revoked_at: col(row, "revoked_at")?,
     })
 }
 
-pub async fn insert(
-    conn: &mut AnyConnection,
-    name: &str,
-    token_hash: &str,
-    prefix: &str,
-    now: i64,
-) -> StoreResult<i64> {
+/// A token to store: its name, hash, the prefix shown in lists, scope and expiry.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTokenRow<'a> {
+    pub name: &'a str,
+    pub token_hash: &'a str,
+    pub token_prefix: &'a str,
+    pub scope: &'a str,
+    pub expires_at: Option<i64>,
+}
+
+pub async fn insert(conn: &mut AnyConnection, token: &NewTokenRow<'_>, now: i64) -> StoreResult<i64> {
     let row = sqlx::query(
-        "insert into api_tokens (name, token_hash, token_prefix, created_at) values ($1, $2, $3, $4) returning id",
+        "insert into api_tokens (name, token_hash, token_prefix, scope, expires_at, created_at) \
+         values ($1, $2, $3, $4, $5, $6) returning id",
     )
-    .bind(name)
-    .bind(token_hash)
-    .bind(prefix)
+    .bind(token.name)
+    .bind(token.token_hash)
+    .bind(token.token_prefix)
+    .bind(token.scope)
+    .bind(token.expires_at)
     .bind(now)
     .fetch_one(&mut *conn)
     .await
@@ -49,7 +63,7 @@ pub async fn insert(
     col(&row, "id")
 }
 
-/// The active token with this hash.
+/// The unrevoked token with this hash (expired or not: the caller tells an expired token from an unknown one).
 pub async fn find_active(conn: &mut AnyConnection, token_hash: &str) -> StoreResult<Option<TokenRow>> {
     let sql = format!("select {COLUMNS} from api_tokens where token_hash = $1 and revoked_at is null");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(&mut *conn).await?;

@@ -1,15 +1,21 @@
 //! `/healthz` (the process is alive), `/readyz` (the database answers and the schema is current), `/metrics`.
+//!
+//! Contract: the probes are public (a load balancer or orchestrator calls them without credentials, and they say
+//! nothing but up/ready); `/metrics` is public unless `metrics.token` is set, then it answers 401 to any request
+//! without `Authorization: Bearer <metrics.token>`.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{jobs, migrate};
+use crate::web::access::bearer_matches;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
@@ -50,7 +56,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config().metrics.token
+        && !bearer_matches(&headers, token)
+    {
+        return ApiError::Unauthorized.into_response();
+    }
     let mut gauges = Vec::new();
     let counts = match state.store().conn().await {
         Ok(mut conn) => jobs::count_by_status(&mut conn).await.ok(),
@@ -64,4 +75,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         gauges.push(("wxrisk_jobs", vec![("status", status)], n as f64));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render(&gauges))
+        .into_response()
 }

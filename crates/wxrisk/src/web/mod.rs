@@ -2,8 +2,10 @@
 //! joins here later.)
 //!
 //! Contract: every route answers errors as `{"code","message","field"?}` JSON; request bodies are limited to
-//! `http.max_body_bytes`; `Authorization` and `Cookie` headers never reach a log line.
+//! `http.max_body_bytes`; `Authorization` and `Cookie` headers never reach a log line; every API route declares
+//! the scope it needs (`access`).
 
+pub mod access;
 pub mod api;
 pub mod health;
 pub mod json;
@@ -11,9 +13,9 @@ pub mod json;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::http::{StatusCode, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,7 +23,6 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Actor, authenticate_token};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -29,7 +30,7 @@ pub fn router(state: AppState) -> Router {
     let http = &state.config().http;
     Router::new()
         .merge(health::router())
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router(&state))
         .merge(crate::intake::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
@@ -59,18 +60,4 @@ async fn track_metrics(State(state): State<AppState>, request: Request, next: Ne
     metrics.inc("wxrisk_http_requests_total", &[("route", &route), ("status", &status)]);
     metrics.observe("wxrisk_http_request_duration_seconds", &[("route", &route)], started.elapsed().as_secs_f64());
     response
-}
-
-/// `Authorization: Bearer wxr_…` → the token's actor; anything else is 401.
-impl FromRequestParts<AppState> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = header.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized);
-        }
-        authenticate_token(state.store(), token.trim(), state.now_ms()).await?.ok_or(ApiError::Unauthorized)
-    }
 }

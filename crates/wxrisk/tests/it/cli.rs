@@ -48,9 +48,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-/// The token is the last word of `token create`'s output.
+/// An admin token; it is the last word of `token create`'s output.
 fn create_token(db: &TestDb, name: &str) -> String {
-    let output = run(db, &[], &["token", "create", "--name", name], None);
+    let output = run(db, &[], &["token", "create", "--name", name, "--scope", "admin"], None);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     let token = text.split_whitespace().last().expect("a word").to_owned();
@@ -187,7 +187,11 @@ async fn config_check_redacts_and_bad_settings_stop_the_start() {
     let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let output = run(
         &db,
-        &[("WXRISK_MASTER_KEY", master), ("WXRISK_DATABASE_URL", "postgres://app:hunter2@db.internal/wxrisk")],
+        &[
+            ("WXRISK_MASTER_KEY", master),
+            ("WXRISK_DATABASE_URL", "postgres://app:hunter2@db.internal/wxrisk"),
+            ("WXRISK_METRICS__TOKEN", "prometheus-scrapes-7c1d9e"),
+        ],
         &["config", "check"],
         None,
     );
@@ -196,6 +200,7 @@ async fn config_check_redacts_and_bad_settings_stop_the_start() {
     assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
     assert!(text.contains("<redacted>"), "{text}");
     assert!(!text.contains("AAECAwQF") && !text.contains("hunter2"), "{text}");
+    assert!(!text.contains("prometheus-scrapes") && text.contains("[metrics]\ntoken = \"<redacted>\""), "{text}");
 
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
     let cases: [Case<'_>; 4] = [
@@ -254,7 +259,54 @@ async fn users_tokens_jobs_and_migrate_commands() {
     assert!(output.status.success(), "{}", stderr(&output));
     let output = run(&db, &[], &["token", "revoke", "deploy"], None);
     assert_eq!(output.status.code(), Some(1));
-    assert!(wxrisk::auth::authenticate_token(&store, &first, 0).await.expect("auth").is_none(), "revoked");
+    let check = wxrisk::auth::authenticate_token(&store, &first, 0).await.expect("auth");
+    assert_eq!(check, wxrisk::auth::TokenCheck::Invalid, "revoked");
+
+    // Scopes and expiry: the default is `read`; the audit log records what was granted.
+    let output = run(&db, &[], &["token", "create", "--name", "viewer"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("scope read, expires never"), "{}", stdout(&output));
+    let output = run(&db, &[], &["token", "create", "--name", "ops", "--scope", "operate", "--expires", "30d"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let ops = stdout(&output).split_whitespace().last().expect("token").to_owned();
+    let output =
+        run(&db, &[], &["token", "create", "--name", "until", "--scope", "admin", "--expires", "2999-01-01"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(&db, &[], &["token", "list"], None);
+    let listing = stdout(&output);
+    let line = |name: &str| listing.lines().find(|l| l.split('\t').nth(1) == Some(name)).unwrap_or_default().to_owned();
+    assert!(line("viewer").contains("\tread\tactive\tnever\t"), "{listing}");
+    assert!(line("ops").contains("\toperate\tactive\t") && !line("ops").contains("\tnever\t"), "{listing}");
+    assert!(line("until").contains("\tadmin\tactive\t2999-01-01T00:00:00+08:00\t"), "{listing}");
+    let now = wxrisk::clock::Clock::now_ms(&wxrisk::clock::SystemClock);
+    let check = wxrisk::auth::authenticate_token(&store, &ops, now).await.expect("auth");
+    let wxrisk::auth::TokenCheck::Valid(caller) = check else { panic!("{check:?}") };
+    assert_eq!(caller.grant.scope, Scope::Operate);
+    let check = wxrisk::auth::authenticate_token(&store, &ops, now + 31 * 86_400_000).await.expect("auth");
+    assert!(matches!(check, wxrisk::auth::TokenCheck::Expired { .. }), "{check:?}");
+    let audit = wxrisk::store::audit::list(&mut conn, None, wxrisk::store::Page { after_id: 0, limit: 50 })
+        .await
+        .expect("audit");
+    let created: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|e| e.action == "token.create")
+        .map(|e| serde_json::from_str(&e.detail).expect("json"))
+        .collect();
+    assert!(
+        created.iter().any(|d| d["name"] == "ops" && d["scope"] == "operate" && d["expires_at"].is_i64()),
+        "{created:?}"
+    );
+    assert!(created.iter().any(|d| d["name"] == "viewer" && d["scope"] == "read" && d["expires_at"].is_null()));
+    for (args, says) in [
+        (&["--scope", "root"][..], "root"),
+        (&["--expires", "2001-01-01"][..], "not in the future"),
+        (&["--expires", "soon"][..], "neither a time from now"),
+    ] {
+        let mut all = vec!["token", "create", "--name", "refused"];
+        all.extend_from_slice(args);
+        let output = run(&db, &[], &all, None);
+        assert!(!output.status.success() && stderr(&output).contains(says), "{args:?}: {}", stderr(&output));
+    }
 
     // A dead job, listed and retried from the command line.
     let job = wxrisk::jobs::NewJob {

@@ -48,7 +48,8 @@ struct Setup {
 /// With a `wxrisk` process listening at `base`: a token, the provider, a sub-merchant with auto-refund, and the
 /// complaint callback URL registered at the simulated WeChat Pay.
 async fn set_up(db: &TestDb, sim: &wxsim::Simulator, env: &[(&str, String)], base: &str) -> Setup {
-    let output = wxrisk(db, env).args(["token", "create", "--name", "cluster"]).output().expect("token");
+    let output =
+        wxrisk(db, env).args(["token", "create", "--name", "cluster", "--scope", "admin"]).output().expect("token");
     let token = String::from_utf8_lossy(&output.stdout).split_whitespace().last().expect("token").to_owned();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);

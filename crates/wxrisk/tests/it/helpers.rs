@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Connection as _;
+pub use wxrisk::auth::Scope;
 use wxrisk::clock::ManualClock;
 use wxrisk::config::Config;
 use wxrisk::jobs::{JobHandler, Worker};
@@ -144,19 +145,22 @@ pub async fn spawn_app_env(
     let worker = app.worker();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
-    let (_, token) =
-        wxrisk::auth::create_token(state.store(), "test", clock.now(), &wxrisk::auth::Actor::Cli).await.expect("token");
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        token: secrecy::ExposeSecret::expose_secret(&token).to_owned(),
-        clock,
-        state,
-        worker,
-        shutdown,
-        server: Some(server),
-        db,
-    }
+    let (_, token) = create_scoped_token(&state, "test", Scope::Admin, None, clock.now()).await;
+    TestApp { base, client: reqwest::Client::new(), token, clock, state, worker, shutdown, server: Some(server), db }
+}
+
+/// A token named `name` with `scope` (and an expiry, Unix ms), as `wxrisk token create` makes it.
+pub async fn create_scoped_token(
+    state: &AppState,
+    name: &str,
+    scope: Scope,
+    expires_at: Option<i64>,
+    now: i64,
+) -> (i64, String) {
+    let new = wxrisk::auth::NewToken { name, scope, expires_at };
+    let (id, token) =
+        wxrisk::auth::create_token(state.store(), &new, now, &wxrisk::auth::Actor::Cli).await.expect("token");
+    (id, secrecy::ExposeSecret::expose_secret(&token).to_owned())
 }
 
 trait Now {

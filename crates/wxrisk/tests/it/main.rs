@@ -1,6 +1,7 @@
 //! wxrisk's integration tests: one binary. Every test gets a fresh database — SQLite, or PostgreSQL when
 //! `WXRISK_TEST_DATABASE_URL` is set (`scripts/test` runs the suite both ways).
 
+mod access;
 mod api_channels;
 mod api_deliveries;
 mod api_merchants;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::complaints::{REPLY_TEXT, SUB_MCHID, World, world};
+use crate::helpers::{TestDb, test_config};
 
 const REFUNDS_PATH: &str = "/v3/refund/domestic/refunds";
 
@@ -247,5 +248,147 @@ async fn a_complaint_covered_by_another_complaints_refund_waits_for_that_refund(
     assert_eq!(w.sim_complaint(&third).await["completed"], false);
     assert_eq!(w.sim_complaint(&fourth).await["completed"], false);
     assert_eq!(w.sim_refunds().await.len(), 1, "only the first order's refund was ever made");
+    w.sim.stop().await;
+}
+
+/// Earlier versions marked refunds FAILED on a refusal alone, and let a later refund of the same order through.
+/// The upgrade makes such refunds unknown again (they hold their order) with a query to settle each, keeps the oldest
+/// of an order's live refunds as its holder, and from then on the database refuses a second holder.
+#[tokio::test]
+async fn the_upgrade_checks_refunds_failed_on_a_refusal_alone_and_enforces_one_per_order() {
+    use wxrisk::store::{Store, migrate};
+    let db = TestDb::new().await;
+    let config = test_config(&db, &[]);
+    let store = Store::connect(&db.url, &config.database).await.expect("connect");
+    migrate::run_through(&store, 4, 0).await.expect("the schema before");
+    sqlx::query(
+        "insert into providers (name, mchid, appid, merchant_cert_serial, merchant_private_key_sealed, \
+         apiv3_key_sealed, default_reply, created_at, updated_at) values ('p', '1900000100', 'wx1', 'S', 'k', 'k', \
+         'r', 1764561600123, 0)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("provider");
+    for (number, order, status) in [
+        ("CR1-T1", "T1", "FAILED"),
+        ("CR2-T2", "T2", "FAILED"),
+        ("CR3-T2-R1", "T2", "PROCESSING"),
+        ("CR4-T3", "T3", "SUCCESS"),
+    ] {
+        sqlx::query(
+            "insert into refunds (provider_id, complaint_id, sub_mchid, transaction_id, out_refund_no, amount, total, \
+             status, last_error, requested_by, created_at, updated_at) \
+             values (1, 'C', '1900000109', $1, $2, 100, 100, $3, 'USER_ACCOUNT_ABNORMAL: x', 'auto', 5, 5)",
+        )
+        .bind(order)
+        .bind(number)
+        .bind(status)
+        .execute(store.pool())
+        .await
+        .expect("refund");
+    }
+    migrate::run(&store, 0).await.expect("upgrade");
+
+    let rows = sqlx::query("select out_refund_no, status, holds_order, last_error from refunds order by id")
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+    let got: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            use sqlx::Row as _;
+            (r.get("out_refund_no"), r.get("status"), r.get::<i64, _>("holds_order"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("CR1-T1".into(), "REQUESTED".into(), 1),
+            ("CR2-T2".into(), "REQUESTED".into(), 1),
+            ("CR3-T2-R1".into(), "PROCESSING".into(), 0),
+            ("CR4-T3".into(), "SUCCESS".into(), 1),
+        ]
+    );
+    let jobs = sqlx::query("select kind, dedupe_key, payload, status from jobs order by id")
+        .fetch_all(store.pool())
+        .await
+        .expect("jobs");
+    let jobs: Vec<(String, String, Value)> = jobs
+        .iter()
+        .map(|r| {
+            use sqlx::Row as _;
+            let payload: String = r.get("payload");
+            (r.get("kind"), r.get("dedupe_key"), serde_json::from_str(&payload).expect("payload is JSON"))
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![
+            (
+                "refund.query".into(),
+                "refund-verify:1:CR1-T1".into(),
+                json!({"provider_id": 1, "out_refund_no": "CR1-T1", "round": 1})
+            ),
+            (
+                "refund.query".into(),
+                "refund-verify:1:CR2-T2".into(),
+                json!({"provider_id": 1, "out_refund_no": "CR2-T2", "round": 1})
+            ),
+        ]
+    );
+    let since = sqlx::query("select automation_since from providers").fetch_one(store.pool()).await.expect("p");
+    assert_eq!(
+        sqlx::Row::get::<i64, _>(&since, "automation_since"),
+        1_764_561_600_000,
+        "when it was added, to the second"
+    );
+    // A second refund holding order T3 (SUCCESS) is refused by the database itself.
+    let second = sqlx::query(
+        "insert into refunds (provider_id, complaint_id, sub_mchid, transaction_id, out_refund_no, amount, total, \
+         status, requested_by, created_at, updated_at) values (1, 'D', '1900000109', 'T3', 'CR5-T3', 100, 100, \
+         'REQUESTED', 'auto', 6, 6)",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(second.is_err(), "a second holder of T3 was accepted");
+    store.close().await;
+}
+
+/// The query the upgrade leaves for each such refund: FAILED when WeChat Pay has no such refund, its real status
+/// when it has — and never while our own request for it is still under way.
+#[tokio::test]
+async fn a_refund_left_unknown_is_settled_by_asking_wechat_pay() {
+    let w = world().await;
+    w.merchant(SUB_MCHID, Some(REPLY_TEXT), true, true).await;
+    w.control.post("/robots", json!({"kind": "wecom", "token": "ops"})).await;
+    let channel = json!({"provider_id": w.provider_id, "kind": "wecom_robot", "settings": {"webhook_key": "ops"}});
+    assert_eq!(w.app.post("/api/v1/channels", &channel).await.0, 201);
+    // One refund WeChat Pay has, one it does not (refused, then made unknown again as the upgrade does).
+    let made = w.complain(json!({"sub_mchid": SUB_MCHID, "amount": 300})).await;
+    w.settle().await;
+    fault(&w, "POST", REFUNDS_PATH, json!({"kind": "respond", "status": 403, "code": "USER_ACCOUNT_ABNORMAL"})).await;
+    let refused = w.complain(json!({"sub_mchid": SUB_MCHID, "amount": 400})).await;
+    w.settle().await;
+    let number_of = |c: &Value| c["refunds"][0]["out_refund_no"].as_str().expect("number").to_owned();
+    let (made_no, refused_no) = (number_of(&w.complaint(&made).await), number_of(&w.complaint(&refused).await));
+    let mut conn = w.app.state.store().conn().await.expect("conn");
+    sqlx::query("update refunds set status = 'REQUESTED'").execute(&mut *conn).await.expect("as the upgrade left it");
+    for number in [&made_no, &refused_no] {
+        let job = wxrisk::store::jobs::NewJob {
+            kind: "refund.query".into(),
+            dedupe_key: format!("refund-verify:{}:{number}", w.provider_id),
+            payload: json!({"provider_id": w.provider_id, "out_refund_no": number, "round": 1}),
+            provider_id: Some(w.provider_id),
+            run_at: w.app.now(),
+        };
+        wxrisk::store::jobs::enqueue(&mut conn, &job, w.app.now()).await.expect("job");
+    }
+    drop(conn);
+    w.settle().await;
+    assert_eq!(w.complaint(&made).await["refunds"][0]["status"], "PROCESSING");
+    let row = &w.complaint(&refused).await["refunds"][0];
+    assert_eq!(row["status"], "FAILED", "{row}");
+    let (_, alerts) = w.app.get("/api/v1/deliveries?event=refund_failed").await;
+    assert!(alerts["items"].as_array().map(Vec::len) == Some(1), "told once, not twice: {alerts}");
     w.sim.stop().await;
 }
