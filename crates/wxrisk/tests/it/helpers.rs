@@ -144,8 +144,16 @@ pub async fn spawn_app_env(
     let worker = app.worker();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
-    let (_, token) =
-        wxrisk::auth::create_token(state.store(), "test", clock.now(), &wxrisk::auth::Actor::Cli).await.expect("token");
+    let actor = wxrisk::auth::Actor::Cli;
+    let (_, token) = match wxrisk::auth::create_token(state.store(), "test", clock.now(), &actor).await {
+        // A second app on the same database (a restart within a test) gets a token of its own.
+        Err(wxrisk::store::StoreError::Conflict { .. }) => {
+            let name = format!("test-{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+            wxrisk::auth::create_token(state.store(), &name, clock.now(), &actor).await
+        }
+        other => other,
+    }
+    .expect("token");
     TestApp {
         base,
         client: reqwest::Client::new(),
