@@ -94,6 +94,8 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
         ("WXRISK_JOBS__TIMEOUT".into(), "5s".into()),
         ("WXRISK_JOBS__LEASE".into(), "30s".into()),
         ("WXRISK_DATABASE__MAX_CONNECTIONS".into(), "5".into()),
+        // The simulator, test receivers and SMTP servers all listen on 127.0.0.1.
+        ("WXRISK_NOTIFY__ALLOW_PRIVATE_DESTINATIONS".into(), "true".into()),
     ];
     // The test's own settings replace the defaults above.
     env.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
@@ -303,7 +305,11 @@ pub fn wxrisk_command(db: &TestDb) -> std::process::Command {
             command.env_remove(key);
         }
     }
-    command.current_dir(db.data_dir()).env("WXRISK_DATA_DIR", db.data_dir()).env("WXRISK_DATABASE_URL", &db.url);
+    command
+        .current_dir(db.data_dir())
+        .env("WXRISK_DATA_DIR", db.data_dir())
+        .env("WXRISK_DATABASE_URL", &db.url)
+        .env("WXRISK_NOTIFY__ALLOW_PRIVATE_DESTINATIONS", "true");
     command
 }
 

@@ -9,12 +9,14 @@ mod cli;
 mod cluster;
 mod complaints;
 mod crosscheck;
+mod destinations;
 mod health;
 mod helpers;
 mod intake;
 mod jobs;
 mod notify;
 mod notify_email;
+mod secrets_at_rest;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]
