@@ -186,9 +186,9 @@ pub enum ChannelCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
-    /// Re-seal every stored secret under a new master key. With the key in a file, a new key file is made and
-    /// the old one kept as master.key.retired-<id>; with WXRISK_MASTER_KEY, give the new key in
-    /// WXRISK_NEW_MASTER_KEY.
+    /// Re-seal every stored secret under a new master key, bound to its row (format v2). With the key in a file,
+    /// a new key file is made and the old one kept as master.key.retired-<id>; with WXRISK_MASTER_KEY, give the
+    /// new key in WXRISK_NEW_MASTER_KEY.
     Rotate,
 }
 
@@ -515,7 +515,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
             "the master key comes from WXRISK_MASTER_KEY: put the new key in WXRISK_NEW_MASTER_KEY \
              (e.g. `openssl rand -base64 32`) and run this again"
         ),
-        (None, None) => secrets::load_or_create_next_key(&key_file)?,
+        (None, None) => secrets::load_or_create_next_key(&key_file, config.allow_readable_master_key_file)?,
     };
     let ring = old.with_new_current(&new_key);
     if ring.current_id() == old.current_id() {
@@ -523,7 +523,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
     }
     let now = SystemClock.now_ms();
     let mut tx = store.begin().await?;
-    let count = store::secrets::reseal_all(&mut tx, &ring).await?;
+    let count = store::secrets::reseal_all(&mut tx, &ring, now).await?;
     let detail = serde_json::json!({"from_key": old.current_id(), "to_key": ring.current_id(), "resealed": count});
     store::audit::record(
         &mut tx,
@@ -587,6 +587,11 @@ async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
         println!("  public key id         {}", setup.wechatpay_public_key_id);
         println!("  APIv3 key, private key and certificates: in {}", keys_dir.display());
         println!("Point wxrisk at it with WXRISK_WECHATPAY_BASE_URL={}", sim.base_url());
+        println!(
+            "(and WXRISK_NOTIFY__*_BASE / …__TENCENT_SMS_ENDPOINT={} for notifications; webhook channels pointing at \
+             the simulator need WXRISK_NOTIFY__ALLOW_PRIVATE_DESTINATIONS=true, as it listens on this machine)",
+            sim.base_url()
+        );
         println!("and create the provider with: POST /api/v1/providers, body {}", provider_json.display());
         println!("Control API: {}/_sim/ (complaints, violations, faults, clock). Ctrl-C stops.", sim.base_url());
         wait_for_signal().await;

@@ -57,6 +57,8 @@ pub struct Config {
     /// `None`: use the key file in `data_dir`.
     pub master_key: Option<SecretString>,
     pub master_key_previous: Vec<SecretString>,
+    /// Start even when a master key file is readable by group or others (default: refuse, naming the fix).
+    pub allow_readable_master_key_file: bool,
     pub log: LogConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
@@ -106,6 +108,10 @@ pub struct NotifyConfig {
     pub feishu_base: url::Url,
     pub lark_base: url::Url,
     pub timeout: Duration,
+    /// Let channels send to loopback, private, link-local and other non-public addresses (tests, the simulator,
+    /// a receiver inside the operator's own network). Default false: a channel's settings cannot make wxrisk
+    /// probe the network it runs in.
+    pub allow_private_destinations: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +161,7 @@ struct RawConfig {
     wechatpay_base_url: String,
     master_key: SecretString,
     master_key_previous: SecretString,
+    allow_readable_master_key_file: bool,
     log: RawLog,
     http: RawHttp,
     database: RawDatabase,
@@ -202,6 +209,7 @@ struct RawNotify {
     feishu_base: String,
     lark_base: String,
     timeout: String,
+    allow_private_destinations: bool,
 }
 
 #[derive(Deserialize)]
@@ -288,14 +296,16 @@ impl Config {
             |d: &[Duration]| d.iter().map(|d| format!("\"{}\"", format_duration(*d))).collect::<Vec<_>>().join(", ");
         format!(
             "listen = \"{listen}\"\ndata_dir = {data_dir}\ndatabase_url = \"{db}\"\npublic_url = \"{public}\"\n\
-             wechatpay_base_url = \"{wx}\"\nmaster_key = {mk}\nmaster_key_previous = {mkp}\n\n\
+             wechatpay_base_url = \"{wx}\"\nmaster_key = {mk}\nmaster_key_previous = {mkp}\n\
+             allow_readable_master_key_file = {arkf}\n\n\
              [log]\nlevel = \"{level}\"\nformat = \"{format}\"\n\n\
              [http]\nmax_body_bytes = {body}\nrequest_timeout = \"{rt}\"\nshutdown_grace = \"{sg}\"\n\n\
              [database]\nmax_connections = {maxc}\nacquire_timeout = \"{acq}\"\n\n\
              [jobs]\nconcurrency = {conc}\npoll_interval = \"{poll}\"\nlease = \"{lease}\"\ntimeout = \"{timeout}\"\n\
              retry_schedule = [{sched}]\nretry_jitter = {jitter}\n\n\
              [notify]\nwechat_api_base = \"{oa}\"\ntencent_sms_endpoint = \"{sms}\"\nwecom_base = \"{wecom}\"\n\
-             dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n\n\
+             dingtalk_base = \"{ding}\"\nfeishu_base = \"{feishu}\"\nlark_base = \"{lark}\"\ntimeout = \"{ntimeout}\"\n\
+             allow_private_destinations = {apd}\n\n\
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
              resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
@@ -311,6 +321,7 @@ impl Config {
             } else {
                 format!("\"<redacted: {} key(s)>\"", self.master_key_previous.len())
             },
+            arkf = self.allow_readable_master_key_file,
             level = self.log.level,
             format = match self.log.format {
                 LogFormat::Text => "text",
@@ -334,6 +345,7 @@ impl Config {
             feishu = self.notify.feishu_base.as_str().trim_end_matches('/'),
             lark = self.notify.lark_base.as_str().trim_end_matches('/'),
             ntimeout = format_duration(self.notify.timeout),
+            apd = self.notify.allow_private_destinations,
             prefix = self.complaints.legacy_prefix,
             cbody = self.complaints.callback_max_body_bytes,
             rlog = self.complaints.rejection_log_size,
@@ -460,6 +472,7 @@ impl RawConfig {
             feishu_base: parse_base_url("notify.feishu_base", n.feishu_base.trim())?,
             lark_base: parse_base_url("notify.lark_base", n.lark_base.trim())?,
             timeout: duration("notify.timeout", &n.timeout)?,
+            allow_private_destinations: n.allow_private_destinations,
         };
         if notify.timeout.is_zero() {
             return Err(ConfigError::invalid("notify.timeout", "must be more than zero"));
@@ -478,6 +491,7 @@ impl RawConfig {
             wechatpay_base_url,
             master_key,
             master_key_previous,
+            allow_readable_master_key_file: self.allow_readable_master_key_file,
             log: LogConfig { level: self.log.level, format: self.log.format },
             http,
             database,

@@ -1,7 +1,8 @@
 //! wxrisk: WeChat Pay complaint and violation handling for service providers.
 //!
-//! [`App::builder`] turns a [`config::Config`] into a running service: it connects to the database, applies
-//! migrations, opens the master keyring, binds the listener (tests hand in their own, bound to port 0) and, by
+//! [`App::builder`] turns a [`config::Config`] into a running service: it opens the master keyring (a key file
+//! others can read stops it here), connects to the database, applies migrations, moves secrets sealed in the old
+//! format to row binding (once), binds the listener (tests hand in their own, bound to port 0) and, by
 //! role, serves HTTP, works the job queue, or both, until its cancellation token fires.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod intake;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod private_files;
 pub mod secrets;
 pub mod state;
 pub mod store;
@@ -89,6 +91,10 @@ impl AppBuilder {
     }
 
     pub async fn build(self) -> anyhow::Result<App> {
+        let keyring = Keyring::load(&self.config).context("cannot open the master key")?;
+        if self.config.data_dir.is_dir() {
+            private_files::warn_if_dir_is_open(&self.config.data_dir);
+        }
         let store = Store::connect(&self.config.database_url, &self.config.database).await.with_context(|| {
             format!("cannot open the database {}", config::redact_url_password(&self.config.database_url))
         })?;
@@ -96,7 +102,7 @@ impl AppBuilder {
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, backend = store.backend().name(), "database migrated");
         }
-        let keyring = Keyring::load(&self.config).context("cannot open the master key")?;
+        bind_secrets_to_rows(&store, &keyring, self.clock.now_ms()).await?;
         let listener = match (self.role, self.listener) {
             (Role::Worker, _) => None,
             (_, Some(listener)) => Some(listener),
@@ -105,9 +111,27 @@ impl AppBuilder {
             })?),
         };
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
-        let state = AppState::new(self.config, store, self.clock, keyring, self.registry);
+        let state = AppState::new(self.config, store, self.clock, keyring, self.registry)
+            .context("cannot build the HTTP clients")?;
         Ok(App { state, listener, role: self.role, shutdown: CancellationToken::new(), worker_id })
     }
+}
+
+/// Move secrets of the old format to row binding (the first time), and report old-format values found after that.
+pub async fn bind_secrets_to_rows(store: &Store, keyring: &Keyring, now: i64) -> anyhow::Result<()> {
+    let report =
+        store::secrets::bind_to_rows(store, keyring, now).await.context("cannot move stored secrets to row binding")?;
+    if report.resealed > 0 {
+        tracing::info!(resealed = report.resealed, "stored secrets re-sealed for their rows (format v2)");
+    }
+    for slot in &report.refused {
+        tracing::warn!(
+            %slot,
+            "a stored secret is in the old row-unbound format (v1), which is refused since the move to row binding; \
+             set it again"
+        );
+    }
+    Ok(())
 }
 
 /// The job kinds every wxrisk process runs.

@@ -25,6 +25,7 @@ struct Inner {
     job_registry: JobRegistry,
     job_wakeup: Arc<Notify>,
     http: reqwest::Client,
+    guarded_http: reqwest::Client,
     wechat: WechatClients,
     rejections: RejectionBudget,
     inbox: std::sync::OnceLock<crate::intake::Inbox>,
@@ -51,16 +52,29 @@ impl RejectionBudget {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, clock: SharedClock, keyring: Keyring, job_registry: JobRegistry) -> Self {
+    /// Fails only when an HTTP client cannot be built (no TLS backend).
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: SharedClock,
+        keyring: Keyring,
+        job_registry: JobRegistry,
+    ) -> Result<Self, reqwest::Error> {
         // Notification services get one shared client: bounded time, and redirects are answers, not detours.
-        let http = reqwest::Client::builder()
-            .timeout(config.notify.timeout)
-            .connect_timeout(config.notify.timeout.min(std::time::Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("wxrisk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Self(Arc::new(Inner {
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(config.notify.timeout)
+                .connect_timeout(config.notify.timeout.min(std::time::Duration::from_secs(5)))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("wxrisk/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = builder().build()?;
+        // Destinations from channel settings: only addresses the guard checked, and no proxy (a proxy would
+        // resolve the name itself, out of the guard's sight).
+        let resolver =
+            crate::notify::destinations::GuardedResolver { allow_private: config.notify.allow_private_destinations };
+        let guarded_http = builder().no_proxy().dns_resolver(Arc::new(resolver)).build()?;
+        Ok(Self(Arc::new(Inner {
             config,
             store,
             clock,
@@ -69,10 +83,11 @@ impl AppState {
             job_registry,
             job_wakeup: Arc::new(Notify::new()),
             http,
+            guarded_http,
             wechat: WechatClients::default(),
             rejections: RejectionBudget::default(),
             inbox: std::sync::OnceLock::new(),
-        }))
+        })))
     }
 
     /// WeChat Pay clients, one per provider.
@@ -113,9 +128,15 @@ impl AppState {
         &self.0.job_registry
     }
 
-    /// The HTTP client for notification services.
+    /// The HTTP client for the notification services the operator configured (`notify.*` addresses).
     pub fn http(&self) -> &reqwest::Client {
         &self.0.http
+    }
+
+    /// The HTTP client for destinations written in channel settings (webhook URLs): it connects only to
+    /// addresses `notify::destinations` let through, and never through a proxy.
+    pub fn guarded_http(&self) -> &reqwest::Client {
+        &self.0.guarded_http
     }
 
     /// Notified after this process commits new due jobs, so an idle worker starts at once.

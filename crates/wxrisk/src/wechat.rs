@@ -116,12 +116,12 @@ pub fn build<'a>(
     let config_error = |message: String| ClientError::Config { provider_id: provider.id, message };
     let keyring = state.keyring();
     let private_pem = keyring
-        .open_string(PROVIDER_PRIVATE_KEY.purpose(), &provider.merchant_private_key_sealed)
+        .open_string(&PROVIDER_PRIVATE_KEY.row(provider.id), &provider.merchant_private_key_sealed)
         .map_err(|e| config_error(format!("merchant private key: {e}")))?;
     let private_key =
         RsaPrivateKey::from_pem(private_pem.expose_secret()).map_err(|e| config_error(format!("merchant key: {e}")))?;
     let apiv3 = keyring
-        .open_string(PROVIDER_APIV3_KEY.purpose(), &provider.apiv3_key_sealed)
+        .open_string(&PROVIDER_APIV3_KEY.row(provider.id), &provider.apiv3_key_sealed)
         .map_err(|e| config_error(format!("APIv3 key: {e}")))?;
     let apiv3_key =
         Apiv3Key::new(apiv3.expose_secret().as_bytes()).map_err(|e| config_error(format!("APIv3 key: {e}")))?;

@@ -4,6 +4,10 @@
 //! settings with the change applied) and returns it normalised and split into public settings, stored as JSON
 //! text, and secret settings, sealed before storage and never shown again. Unknown keys, wrong types and values
 //! the service at the other end would refuse are errors naming the key (`settings.to[1]`).
+//!
+//! A credential is write-only, so it must not be sent anywhere its owner did not send it: when an update changes
+//! a setting that decides where a credential goes or whom it speaks for ([`ChannelKind::credential_destinations`])
+//! and does not give that credential again, [`credentials_to_clear`] names it, and it is dropped.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -63,6 +67,51 @@ impl ChannelKind {
             ChannelKind::Webhook => &["secret"],
         }
     }
+}
+
+impl ChannelKind {
+    /// For each credential, the settings that decide where it is sent (host, port, TLS and its trust anchor, URL,
+    /// the robot it posts to) or which account it belongs to. Changing one of them without giving the credential
+    /// again drops the credential, so a token holder cannot point a channel elsewhere and have the stored secret
+    /// (or a signature made with it) delivered to a server of their choosing:
+    /// - `email`: the password goes to `host`:`port` over `security`, trusting `ca_pem`;
+    /// - `webhook`: signatures made with `secret` go to `url`;
+    /// - `dingtalk_robot`, `feishu_robot`: the signing `secret` belongs to one robot (`access_token`,
+    ///   `hook_token`); a Feishu robot's token and secret go to the host `domain` picks;
+    /// - `wechat_template`: the AppSecret belongs to `appid` (the host is the operator's `notify.wechat_api_base`);
+    /// - `tencent_sms`: the SecretKey belongs to `secret_id` (the endpoint is the operator's);
+    /// - `wecom_robot`: the key is itself the address; nothing else depends on it.
+    ///
+    /// Settings that do not move a credential (recipients, templates, mentions, the sender address, the SMTP user
+    /// name) change freely.
+    pub fn credential_destinations(self) -> &'static [(&'static str, &'static [&'static str])] {
+        match self {
+            ChannelKind::Email => &[("password", &["host", "port", "security", "ca_pem"])],
+            ChannelKind::WechatTemplate => &[("secret", &["appid"])],
+            ChannelKind::TencentSms => &[("secret_key", &["secret_id"])],
+            ChannelKind::WecomRobot => &[],
+            ChannelKind::DingtalkRobot => &[("secret", &["access_token"])],
+            ChannelKind::FeishuRobot => &[("hook_token", &["domain"]), ("secret", &["hook_token", "domain"])],
+            ChannelKind::Webhook => &[("secret", &["url"])],
+        }
+    }
+}
+
+/// The credentials an update must drop: kept from before (not in `given`, the keys the update sets to a value),
+/// still present after the update, and with a destination setting whose normalised value differs between
+/// `before` and `after` (both the full normalised settings, public and secret).
+pub fn credentials_to_clear(
+    kind: ChannelKind,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    given: &[String],
+) -> Vec<String> {
+    kind.credential_destinations()
+        .iter()
+        .filter(|(credential, _)| after.contains_key(*credential) && !given.iter().any(|g| g == credential))
+        .filter(|(_, destinations)| destinations.iter().any(|d| before.get(*d) != after.get(*d)))
+        .map(|(credential, _)| (*credential).to_owned())
+        .collect()
 }
 
 /// Settings split for storage.
@@ -692,6 +741,52 @@ mod tests {
         )
         .expect_err("http");
         assert_eq!(e.field, "settings.url");
+    }
+
+    #[test]
+    fn credentials_follow_their_destination() {
+        let normalised = |kind, settings: Value| {
+            let split = check(kind, settings).expect("valid");
+            let mut all = split.public;
+            all.extend(split.secrets);
+            all
+        };
+        let email = |host: &str, port: u16| json!({"host": host, "port": port, "username": "a@b.cn", "password": "AUTH", "from": "a@b.cn", "to": ["ops@b.cn"]});
+        let before = normalised(ChannelKind::Email, email("smtp.example.com", 465));
+        let moved = normalised(ChannelKind::Email, email("evil.example.net", 465));
+        assert_eq!(credentials_to_clear(ChannelKind::Email, &before, &moved, &[]), ["password"]);
+        assert!(credentials_to_clear(ChannelKind::Email, &before, &moved, &["password".into()]).is_empty());
+        let port = normalised(ChannelKind::Email, email("smtp.example.com", 587));
+        assert_eq!(credentials_to_clear(ChannelKind::Email, &before, &port, &[]), ["password"]);
+        let mut recipients = email("smtp.example.com", 465);
+        recipients["to"] = json!(["other@b.cn"]);
+        let recipients = normalised(ChannelKind::Email, recipients);
+        assert!(credentials_to_clear(ChannelKind::Email, &before, &recipients, &[]).is_empty());
+        // The same host written differently (a preset filling in what was there) is no change.
+        let same = normalised(
+            ChannelKind::Email,
+            json!({"preset": "163", "username": "a@163.com", "password": "AUTH", "from": "a@163.com", "to": ["o@b.cn"]}),
+        );
+        let explicit = normalised(
+            ChannelKind::Email,
+            json!({"host": "smtp.163.com", "port": 465, "security": "tls", "username": "a@163.com", "password": "AUTH", "from": "a@163.com", "to": ["o@b.cn"]}),
+        );
+        assert!(credentials_to_clear(ChannelKind::Email, &same, &explicit, &[]).is_empty());
+
+        let hook = |url: &str| json!({"url": url, "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"});
+        let before = normalised(ChannelKind::Webhook, hook("https://hooks.example.com/a"));
+        let after = normalised(ChannelKind::Webhook, hook("https://hooks.example.com/b"));
+        assert_eq!(credentials_to_clear(ChannelKind::Webhook, &before, &after, &[]), ["secret"]);
+
+        let feishu = |token: &str, domain: &str| json!({"hook_token": token, "secret": "s", "domain": domain});
+        let before = normalised(ChannelKind::FeishuRobot, feishu("t1", "feishu"));
+        let lark = normalised(ChannelKind::FeishuRobot, feishu("t1", "lark"));
+        assert_eq!(credentials_to_clear(ChannelKind::FeishuRobot, &before, &lark, &[]), ["hook_token", "secret"]);
+        let other_robot = normalised(ChannelKind::FeishuRobot, feishu("t2", "feishu"));
+        assert_eq!(
+            credentials_to_clear(ChannelKind::FeishuRobot, &before, &other_robot, &["hook_token".into()]),
+            ["secret"]
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Contract: a delivery waits (deferred, no attempt used) while its destination is at its rate limit; otherwise
 //! it takes every other delivery still waiting for the same recipient into one digest, sends, and records the
 //! answer. No database connection is held during the send. A webhook answering `410 Gone` disables its channel.
+//! A send refused before anything went out — a credential cleared by a destination change, a destination the
+//! guard refused — is permanent and written to the audit log as `channel.send_refused`.
 
 use serde_json::{Map, Value};
 
@@ -19,6 +21,9 @@ use crate::store::{StoreError, audit};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NotifyHandler;
 
+/// Codes of sends refused before anything went out, for the audit log.
+pub const REFUSAL_CODES: &[&str] = &["credential_cleared", "destination_refused"];
+
 impl JobHandler for NotifyHandler {
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, JobResult> {
         Box::pin(deliver(ctx))
@@ -32,7 +37,7 @@ fn store_failure(e: StoreError) -> JobFailure {
 /// A channel's secrets, opened.
 pub fn open_secrets(state: &AppState, channel: &ChannelRow) -> Result<Map<String, Value>, String> {
     let Some(sealed) = &channel.secrets_sealed else { return Ok(Map::new()) };
-    let plain = state.keyring().open(CHANNEL_SECRETS.purpose(), sealed).map_err(|e| e.to_string())?;
+    let plain = state.keyring().open(&CHANNEL_SECRETS.row(channel.id), sealed).map_err(|e| e.to_string())?;
     serde_json::from_slice(secrecy::ExposeSecret::expose_secret(&plain)).map_err(|e| e.to_string())
 }
 
@@ -90,6 +95,7 @@ async fn deliver(ctx: &JobContext) -> JobResult {
         kind,
         settings: &settings,
         secrets: &secrets,
+        secrets_cleared: &channel.secrets_cleared,
         recipient: &delivery.recipient,
         idempotency_key: &ctx.job.job.dedupe_key,
         delivery_id: delivery.id,
@@ -134,6 +140,19 @@ async fn record(
     };
     for id in std::iter::once(delivery.id).chain(members.iter().map(|m| m.id)) {
         deliveries::record_answer(&mut tx, id, Some(&code), external_id.as_deref(), delivered, now).await?;
+    }
+    if let Err(SendError::Permanent { code: refused, message }) = result
+        && REFUSAL_CODES.contains(&refused.as_str())
+    {
+        audit::record(
+            &mut tx,
+            now,
+            "system",
+            "channel.send_refused",
+            ("channel", &channel.id.to_string()),
+            &serde_json::json!({"delivery_id": delivery.id, "code": refused, "reason": message}),
+        )
+        .await?;
     }
     if channel.kind == "webhook" && code == "410" {
         // 410 Gone: the receiver says it will never take these again.

@@ -7,6 +7,7 @@
 //! The job worker sends them ([`handler`]), within each destination's rate limit, folding waiting messages for
 //! the same recipient into one digest, and records every attempt.
 
+pub mod destinations;
 pub mod handler;
 pub mod limits;
 pub mod message;
@@ -225,8 +226,27 @@ pub struct TestSendOut {
     pub external_id: Option<String>,
     /// Whether retrying could help (for failures).
     pub transient: bool,
-    /// The answer as received, or the error.
+    /// The answer as received, or the error: at most [`TEST_ANSWER_MAX_BYTES`] (2 KiB) of it, cut on a character
+    /// boundary and then ending in `… [cut: N bytes in all]`.
     pub answer: String,
+    /// Whether `answer` (or `external_id`) was cut.
+    pub answer_truncated: bool,
+}
+
+/// The most of a service's answer a test send shows: enough to read an error, not a way to pull pages off a
+/// server through wxrisk.
+pub const TEST_ANSWER_MAX_BYTES: usize = 2048;
+
+/// `text` cut to [`TEST_ANSWER_MAX_BYTES`] on a character boundary, saying so; and whether it was cut.
+pub fn cut_answer(text: &str) -> (String, bool) {
+    if text.len() <= TEST_ANSWER_MAX_BYTES {
+        return (text.to_owned(), false);
+    }
+    let mut end = TEST_ANSWER_MAX_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (format!("{}… [cut: {} bytes in all]", &text[..end], text.len()), true)
 }
 
 /// Send a sample message through a channel now (not through the queue) and report the answer verbatim.
@@ -254,27 +274,62 @@ pub async fn test_send(state: &AppState, channel: &channels::ChannelRow) -> Resu
         kind,
         settings: &settings,
         secrets: &secrets,
+        secrets_cleared: &channel.secrets_cleared,
         recipient: &recipient,
         idempotency_key: &key,
         delivery_id: 0,
         attempt: 1,
     };
     Ok(match senders::send(state, &destination, &message).await {
-        Ok(sent) => TestSendOut {
-            ok: true,
-            recipient,
-            code: sent.code,
-            external_id: sent.external_id,
-            transient: false,
-            answer: sent.answer,
-        },
+        Ok(sent) => {
+            let (answer, answer_cut) = cut_answer(&sent.answer);
+            let external = sent.external_id.as_deref().map(cut_answer);
+            let external_cut = external.as_ref().is_some_and(|(_, cut)| *cut);
+            TestSendOut {
+                ok: true,
+                recipient,
+                code: cut_answer(&sent.code).0,
+                external_id: external.map(|(id, _)| id),
+                transient: false,
+                answer,
+                answer_truncated: answer_cut || external_cut,
+            }
+        }
         Err(e) => {
             let transient = matches!(e, senders::SendError::Transient { .. });
-            let (code, answer) = match e {
+            let (code, message) = match e {
                 senders::SendError::Transient { code, message, .. }
                 | senders::SendError::Permanent { code, message } => (code, message),
             };
-            TestSendOut { ok: false, recipient, code, external_id: None, transient, answer }
+            let (answer, answer_truncated) = cut_answer(&message);
+            TestSendOut {
+                ok: false,
+                recipient,
+                code: cut_answer(&code).0,
+                external_id: None,
+                transient,
+                answer,
+                answer_truncated,
+            }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_answers_are_cut_to_2_kib_on_a_character_boundary() {
+        assert_eq!(cut_answer("short"), ("short".to_owned(), false));
+        let long = "答".repeat(1000);
+        let (cut, was_cut) = cut_answer(&long);
+        assert!(was_cut);
+        let kept = cut.split('…').next().expect("text");
+        assert!(kept.len() <= TEST_ANSWER_MAX_BYTES && kept.len() > TEST_ANSWER_MAX_BYTES - 3, "{}", kept.len());
+        assert!(kept.chars().all(|c| c == '答'));
+        assert!(cut.ends_with("[cut: 3000 bytes in all]"), "{cut}");
+        let exact = "a".repeat(TEST_ANSWER_MAX_BYTES);
+        assert_eq!(cut_answer(&exact), (exact.clone(), false));
+    }
 }

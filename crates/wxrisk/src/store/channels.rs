@@ -17,6 +17,8 @@ pub struct ChannelRow {
     /// Public settings, JSON object text.
     pub settings: String,
     pub secrets_sealed: Option<String>,
+    /// Credentials dropped when the destination changed and not set again since: the channel must not send.
+    pub secrets_cleared: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -29,7 +31,10 @@ pub struct ChannelWrite<'a> {
     pub name: &'a str,
     pub enabled: bool,
     pub settings: &'a str,
+    /// Sealed for this channel's row: `None` for a new row, whose secrets are sealed once it has an id and written
+    /// with `store::secrets::put`.
     pub secrets_sealed: Option<&'a str>,
+    pub secrets_cleared: &'a [String],
 }
 
 #[derive(Debug, Default, Clone)]
@@ -41,8 +46,7 @@ pub struct ChannelFilter {
     pub kind: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, created_at, updated_at";
+const COLUMNS: &str = "id, provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, secrets_cleared, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> StoreResult<ChannelRow> {
     Ok(ChannelRow {
@@ -54,12 +58,17 @@ fn from_row(row: &AnyRow) -> StoreResult<ChannelRow> {
         enabled: flag(row, "enabled")?,
         settings: col(row, "settings")?,
         secrets_sealed: col(row, "secrets_sealed")?,
+        secrets_cleared: match col::<Option<String>>(row, "secrets_cleared")? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("channels.secrets_cleared is not a JSON list: {e}")))?,
+            None => Vec::new(),
+        },
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
     })
 }
 
-/// Bind `$1..$7` in the order insert and update both list the columns.
+/// Bind `$1..$8` in the order insert and update both list the columns.
 fn bind_write<'q>(query: AnyQuery<'q>, c: &ChannelWrite<'_>) -> AnyQuery<'q> {
     query
         .bind(c.provider_id)
@@ -69,12 +78,17 @@ fn bind_write<'q>(query: AnyQuery<'q>, c: &ChannelWrite<'_>) -> AnyQuery<'q> {
         .bind(to_flag(c.enabled))
         .bind(c.settings)
         .bind(c.secrets_sealed)
+        .bind(if c.secrets_cleared.is_empty() {
+            None
+        } else {
+            Some(serde_json::Value::from(c.secrets_cleared.to_vec()).to_string())
+        })
 }
 
 pub async fn insert(conn: &mut AnyConnection, c: &ChannelWrite<'_>, now: i64) -> StoreResult<i64> {
     let row = bind_write(sqlx::query(
-        "insert into channels (provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $8) returning id",
+        "insert into channels (provider_id, merchant_id, kind, name, enabled, settings, secrets_sealed, secrets_cleared, \
+         created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) returning id",
     ), c)
     .bind(now)
     .fetch_one(&mut *conn)
@@ -86,7 +100,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &ChannelWrite<'_>, now: i64) ->
 pub async fn update(conn: &mut AnyConnection, id: i64, c: &ChannelWrite<'_>, now: i64) -> StoreResult<()> {
     let done = bind_write(sqlx::query(
         "update channels set provider_id = $1, merchant_id = $2, kind = $3, name = $4, enabled = $5, settings = $6, \
-         secrets_sealed = $7, updated_at = $8 where id = $9",
+         secrets_sealed = $7, secrets_cleared = $8, updated_at = $9 where id = $10",
     ), c)
     .bind(now)
     .bind(id)

@@ -58,7 +58,8 @@ pub struct ComplaintWrite<'a> {
     pub problem_description: Option<&'a str>,
     pub apply_refund_amount: Option<i64>,
     pub amount_total: i64,
-    pub payer_phone_sealed: Option<&'a str>,
+    // The sealed phone is not part of the write: it is sealed for the row once the row exists
+    // (sealed for `PAYER_PHONE.row(id)`, written with `store::secrets::put`), in the same transaction.
     pub payer_phone_masked: Option<&'a str>,
     pub payer_openid: Option<&'a str>,
     pub user_complaint_times: i64,
@@ -150,7 +151,8 @@ fn bind_write<'q>(query: AnyQuery<'q>, c: &ComplaintWrite<'q>, now: i64) -> AnyQ
         .bind(c.problem_description)
         .bind(c.apply_refund_amount)
         .bind(c.amount_total)
-        .bind(c.payer_phone_sealed)
+        // $11, payer_phone_sealed: NULL on insert, kept on update (see `ComplaintWrite`).
+        .bind(None::<&str>)
         .bind(c.payer_phone_masked)
         .bind(c.payer_openid)
         .bind(c.user_complaint_times)

@@ -40,6 +40,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_violations"),
     migration!(5, "0005_refund_safety"),
     migration!(7, "0007_token_scopes"),
+    migration!(8, "0008_secrets_and_destinations"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.

@@ -99,14 +99,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connect (creating the SQLite file and its directory when missing). Does not migrate.
+    /// Connect (creating the SQLite file, mode 0600, and its directory, mode 0700, when missing). Does not migrate.
     pub async fn connect(url: &str, config: &DatabaseConfig) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let options: AnyConnectOptions = url.parse()?;
         let options = options.disable_statement_logging();
         if backend == Backend::Sqlite {
-            create_sqlite_parent_dir(url)?;
+            prepare_sqlite_file(url)?;
             // WAL is a property of the file; setting it takes an exclusive lock, so do it once, alone.
             let mut conn = AnyConnection::connect_with(&options).await?;
             sqlx::query("pragma journal_mode = wal").execute(&mut conn).await?;
@@ -173,15 +173,19 @@ impl Store {
     }
 }
 
-fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+/// The database file is private: created 0600 (in a directory created 0700) before SQLite opens it, so its
+/// `-wal` and `-shm` files, which SQLite gives the database file's mode, are private too; an existing one is
+/// tightened (`private_files`).
+fn prepare_sqlite_file(url: &str) -> StoreResult<()> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
         return Ok(());
     }
-    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Migration(format!("cannot create database directory {}: {e}", dir.display())))?;
+    let path = std::path::Path::new(path);
+    if query.contains("mode=rwc") || path.exists() {
+        crate::private_files::prepare_database_file(path)
+            .map_err(|e| StoreError::Migration(format!("cannot prepare the database file {}: {e}", path.display())))?;
     }
     Ok(())
 }

@@ -148,19 +148,9 @@ pub async fn sync(ctx: &JobContext) -> JobResult {
         },
         None => None,
     };
-    let sealed_phone = match &phone {
-        Some(phone) => Some(
-            state
-                .keyring()
-                .seal(PAYER_PHONE.purpose(), phone.as_bytes())
-                .map_err(|e| JobFailure::permanent(format!("cannot seal the payer's phone: {e}")))?,
-        ),
-        None => None,
-    };
     let mut tx = state.store().begin().await.map_err(store_failure)?;
-    let summary = store_and_plan(&mut tx, state, &payload, &detail, &history, sealed_phone, phone.as_deref())
-        .await
-        .map_err(|e| match e {
+    let summary =
+        store_and_plan(&mut tx, state, &payload, &detail, &history, phone.as_deref()).await.map_err(|e| match e {
             StoreError::NotFound(what) => JobFailure::permanent(format!("{what} no longer exists")),
             other => store_failure(other),
         })?;
@@ -176,7 +166,6 @@ async fn store_and_plan(
     payload: &SyncPayload,
     detail: &Complaint,
     history: &[NegotiationEntry],
-    sealed_phone: Option<String>,
     phone: Option<&str>,
 ) -> StoreResult<String> {
     let now = state.now_ms();
@@ -219,7 +208,6 @@ async fn store_and_plan(
         problem_description: detail.problem_description.as_deref(),
         apply_refund_amount: detail.apply_refund_amount,
         amount_total,
-        payer_phone_sealed: sealed_phone.as_deref(),
         payer_phone_masked: masked.as_deref(),
         payer_openid: detail.payer_openid.as_deref(),
         user_complaint_times: times,
@@ -236,6 +224,11 @@ async fn store_and_plan(
         fingerprint: &fingerprint(detail),
     };
     let (row_id, is_new) = store::upsert(conn, &write, now).await?;
+    if let Some(phone) = phone {
+        // Sealed for this row, now that it exists; same transaction.
+        let sealed = state.keyring().seal(&PAYER_PHONE.row(row_id), phone.as_bytes())?;
+        crate::store::secrets::put(conn, PAYER_PHONE, row_id, Some(&sealed)).await?;
+    }
     // Decided again at every sync, so an operator moving `automation_since` earlier lets later events act.
     let historical = complaint_time < provider.automation_since;
     store::set_historical(conn, row_id, historical).await?;

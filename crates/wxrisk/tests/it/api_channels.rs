@@ -20,7 +20,7 @@ async fn opened_secrets(app: &TestApp, id: i64) -> Value {
         None => json!({}),
         Some(sealed) => {
             assert!(!sealed.contains(SMTP_PASSWORD));
-            let plain = app.state.keyring().open(CHANNEL_SECRETS.purpose(), &sealed).expect("opens");
+            let plain = app.state.keyring().open(&CHANNEL_SECRETS.row(id), &sealed).expect("opens");
             serde_json::from_slice(plain.expose_secret()).expect("json")
         }
     }

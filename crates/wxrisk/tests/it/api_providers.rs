@@ -39,12 +39,12 @@ async fn provider_round_trip_with_secrets_sealed() {
 
     // At rest they are sealed, and open to what was sent.
     let (apiv3_sealed, key_sealed) = sealed_columns(&app, id).await;
-    assert!(apiv3_sealed.starts_with(&format!("v1.{}.", app.state.keyring().current_id())));
+    assert!(apiv3_sealed.starts_with(&format!("v2.{}.", app.state.keyring().current_id())));
     assert!(!apiv3_sealed.contains(APIV3_KEY));
     assert!(!key_sealed.contains("PRIVATE KEY"));
-    let opened = app.state.keyring().open_string(PROVIDER_APIV3_KEY.purpose(), &apiv3_sealed).expect("opens");
+    let opened = app.state.keyring().open_string(&PROVIDER_APIV3_KEY.row(id), &apiv3_sealed).expect("opens");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), APIV3_KEY);
-    let opened = app.state.keyring().open_string(PROVIDER_PRIVATE_KEY.purpose(), &key_sealed).expect("opens");
+    let opened = app.state.keyring().open_string(&PROVIDER_PRIVATE_KEY.row(id), &key_sealed).expect("opens");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened).trim(), testdata("merchant_key.pem").trim());
 
     let (status, fetched) = app.get(&format!("/api/v1/providers/{id}")).await;
@@ -71,7 +71,7 @@ async fn provider_round_trip_with_secrets_sealed() {
     let (apiv3_after, key_after) = sealed_columns(&app, id).await;
     assert_ne!(apiv3_after, apiv3_sealed);
     assert_eq!(key_after, key_sealed, "an untouched secret is not re-sealed");
-    let opened = app.state.keyring().open_string(PROVIDER_APIV3_KEY.purpose(), &apiv3_after).expect("opens");
+    let opened = app.state.keyring().open_string(&PROVIDER_APIV3_KEY.row(id), &apiv3_after).expect("opens");
     assert_eq!(secrecy::ExposeSecret::expose_secret(&opened), new_key);
 
     // Every change is in the audit log, without values.

@@ -340,14 +340,16 @@ async fn users_tokens_jobs_and_migrate_commands() {
     store.close().await;
 }
 
-/// Every sealed column's values, with the key id each was sealed under.
-async fn sealed_values(db: &TestDb) -> Vec<(&'static str, String)> {
+/// Every sealed value, with the slot (column and row) it is sealed for.
+async fn sealed_values(db: &TestDb) -> Vec<(wxrisk::secrets::SecretSlot, String)> {
     let store = wxrisk::store::Store::connect(&db.url, &test_config(db, &[]).database).await.expect("connect");
     let mut values = Vec::new();
     for column in wxrisk::store::secrets::SEALED_COLUMNS {
-        let sql = format!("select {} as v from {} where {} is not null", column.column, column.table, column.column);
+        let sql =
+            format!("select id, {} as v from {} where {} is not null", column.column, column.table, column.column);
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(store.pool()).await.expect("select") {
-            values.push((column.purpose(), sqlx::Row::get::<String, _>(&row, "v")));
+            let id: i64 = sqlx::Row::get(&row, "id");
+            values.push((column.row(id), sqlx::Row::get::<String, _>(&row, "v")));
         }
     }
     store.close().await;
@@ -380,16 +382,20 @@ async fn secrets_rotate_reseals_every_secret() {
     assert_eq!(key_files(db.data_dir()), ["master.key".to_owned(), format!("master.key.retired-{old_id}")]);
     let ring = Keyring::load(&test_config(&db, &[])).expect("keyring");
     assert_ne!(ring.current_id(), old_id);
-    for (purpose, value) in sealed_values(&db).await {
-        assert!(ring.is_current(&value), "{purpose} re-sealed");
-        let opened = ring.open(purpose, &value).expect("opens");
+    for (slot, value) in sealed_values(&db).await {
+        assert!(ring.is_current(&value), "{slot} re-sealed");
+        let opened = ring.open(&slot, &value).expect("opens");
         assert!(!opened.expose_secret().is_empty());
     }
     // Without the retired key, nothing sealed before is needed any more.
     std::fs::remove_file(db.data_dir().join(format!("master.key.retired-{old_id}"))).expect("remove");
     let ring = Keyring::load(&test_config(&db, &[])).expect("keyring");
-    let apiv3 = sealed_values(&db).await.into_iter().find(|(p, _)| *p == "providers.apiv3_key_sealed").expect("apiv3");
-    let opened = ring.open_string(apiv3.0, &apiv3.1).expect("opens with the new key alone");
+    let apiv3 = sealed_values(&db)
+        .await
+        .into_iter()
+        .find(|(slot, _)| slot.column() == "providers.apiv3_key_sealed")
+        .expect("apiv3");
+    let opened = ring.open_string(&apiv3.0, &apiv3.1).expect("opens with the new key alone");
     assert_eq!(opened.expose_secret(), APIV3_KEY);
 
     // With the key in the environment, the new one must be given, and then it is used.
@@ -403,8 +409,8 @@ async fn secrets_rotate_reseals_every_secret() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("re-sealed 3 secret(s)"), "{}", stdout(&output));
     let ring = Keyring::from_keys(&[4u8; 32], &[]);
-    for (purpose, value) in sealed_values(&db).await {
-        ring.open(purpose, &value).expect("sealed under the new key");
+    for (slot, value) in sealed_values(&db).await {
+        ring.open(&slot, &value).expect("sealed under the new key");
     }
 }
 

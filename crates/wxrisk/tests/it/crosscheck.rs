@@ -5,27 +5,29 @@ use std::process::Command;
 
 use base64::Engine as _;
 use secrecy::ExposeSecret as _;
-use wxrisk::secrets::Keyring;
+use wxrisk::secrets::{Keyring, SecretSlot};
 
 use crate::support::python;
 
+/// Opens `<version>.<key id>.<body>` with the associated data given, after checking the version.
 const OPEN_SCRIPT: &str = r#"
 import base64, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-key = base64.b64decode(sys.argv[1]); purpose = sys.argv[2].encode(); sealed = sys.argv[3]
-version, key_id, body = sealed.split(".", 2)
-assert version == "v1", version
+key = base64.b64decode(sys.argv[1]); version = sys.argv[2]; aad = sys.argv[3].encode(); sealed = sys.argv[4]
+got, key_id, body = sealed.split(".", 2)
+assert got == version, got
 packed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-print(AESGCM(key).decrypt(packed[:12], packed[12:], purpose).decode(), end="")
+print(AESGCM(key).decrypt(packed[:12], packed[12:], aad).decode(), end="")
 "#;
 
+/// Seals in format `version` with the associated data given (v1: `table.column`; v2: `table.column/row`).
 const SEAL_SCRIPT: &str = r#"
 import base64, hashlib, os, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-key = base64.b64decode(sys.argv[1]); purpose = sys.argv[2].encode(); plaintext = sys.argv[3].encode()
+key = base64.b64decode(sys.argv[1]); version = sys.argv[2]; aad = sys.argv[3].encode(); plaintext = sys.argv[4].encode()
 nonce = os.urandom(12)
-body = base64.urlsafe_b64encode(nonce + AESGCM(key).encrypt(nonce, plaintext, purpose)).decode().rstrip("=")
-print("v1." + hashlib.sha256(key).hexdigest()[:8] + "." + body, end="")
+body = base64.urlsafe_b64encode(nonce + AESGCM(key).encrypt(nonce, plaintext, aad)).decode().rstrip("=")
+print(version + "." + hashlib.sha256(key).hexdigest()[:8] + "." + body, end="")
 "#;
 
 fn python_run(script: &str, args: &[&str]) -> (bool, String, String) {
@@ -44,20 +46,36 @@ fn sealed_secrets_interoperate_with_python_cryptography() {
     let ring = Keyring::from_keys(&key, &[]);
     let secret = "0123456789abcdefABCDEF0123456789";
 
-    // We seal, Python opens.
-    let sealed = ring.seal("providers.apiv3_key_sealed", secret.as_bytes()).expect("seal");
-    let (ok, out, err) = python_run(OPEN_SCRIPT, &[&key_b64, "providers.apiv3_key_sealed", &sealed]);
+    // We seal for provider 7's APIv3 key; Python opens it with the associated data written out by hand.
+    let slot = SecretSlot::new("providers.apiv3_key_sealed", 7);
+    let sealed = ring.seal(&slot, secret.as_bytes()).expect("seal");
+    let (ok, out, err) = python_run(OPEN_SCRIPT, &[&key_b64, "v2", "providers.apiv3_key_sealed/7", &sealed]);
     assert!(ok, "python could not open our sealed value: {err}");
     assert_eq!(out, secret);
-    // The purpose is authenticated: Python refuses it under another one.
-    let (ok, _, err) = python_run(OPEN_SCRIPT, &[&key_b64, "channels.secrets_sealed", &sealed]);
-    assert!(!ok && err.contains("InvalidTag"), "{err}");
+    // Column and row are authenticated: Python refuses it for another row, another column, or the column alone.
+    for aad in ["providers.apiv3_key_sealed/8", "channels.secrets_sealed/7", "providers.apiv3_key_sealed"] {
+        let (ok, _, err) = python_run(OPEN_SCRIPT, &[&key_b64, "v2", aad, &sealed]);
+        assert!(!ok && err.contains("InvalidTag"), "{aad}: {err}");
+    }
 
-    // Python seals (its own key id computation too), we open.
-    let (ok, python_sealed, err) =
-        python_run(SEAL_SCRIPT, &[&key_b64, "channels.secrets_sealed", "{\"password\":\"授权码\"}"]);
+    // Python seals for channel 3 (its own key id computation too), we open it there and only there.
+    let plaintext = "{\"password\":\"授权码\"}";
+    let (ok, python_sealed, err) = python_run(SEAL_SCRIPT, &[&key_b64, "v2", "channels.secrets_sealed/3", plaintext]);
     assert!(ok, "{err}");
     assert!(ring.is_current(&python_sealed), "key ids agree: {python_sealed}");
-    let opened = ring.open_string("channels.secrets_sealed", &python_sealed).expect("we open Python's value");
-    assert_eq!(opened.expose_secret(), "{\"password\":\"授权码\"}");
+    let opened = ring
+        .open_string(&SecretSlot::new("channels.secrets_sealed", 3), &python_sealed)
+        .expect("we open Python's value");
+    assert_eq!(opened.expose_secret(), plaintext);
+    assert!(ring.open(&SecretSlot::new("channels.secrets_sealed", 4), &python_sealed).is_err());
+
+    // The old format, as a value stored before row binding: the move to row binding opens it, nothing else does.
+    let (ok, v1, err) = python_run(SEAL_SCRIPT, &[&key_b64, "v1", "channels.secrets_sealed", plaintext]);
+    assert!(ok, "{err}");
+    let opened = ring.open_unbound_v1("channels.secrets_sealed", &v1).expect("v1 opens for the move");
+    assert_eq!(opened.expose_secret().as_slice(), plaintext.as_bytes());
+    assert!(matches!(
+        ring.open(&SecretSlot::new("channels.secrets_sealed", 3), &v1),
+        Err(wxrisk::secrets::SecretsError::Unbound { .. })
+    ));
 }

@@ -95,6 +95,8 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
         ("WXRISK_JOBS__TIMEOUT".into(), "5s".into()),
         ("WXRISK_JOBS__LEASE".into(), "30s".into()),
         ("WXRISK_DATABASE__MAX_CONNECTIONS".into(), "5".into()),
+        // The simulator, test receivers and SMTP servers all listen on 127.0.0.1.
+        ("WXRISK_NOTIFY__ALLOW_PRIVATE_DESTINATIONS".into(), "true".into()),
     ];
     // The test's own settings replace the defaults above.
     env.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
@@ -145,7 +147,22 @@ pub async fn spawn_app_env(
     let worker = app.worker();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
-    let (_, token) = create_scoped_token(&state, "test", Scope::Admin, None, clock.now()).await;
+    let (_, token) = match wxrisk::auth::create_token(
+        state.store(),
+        &wxrisk::auth::NewToken { name: "test", scope: Scope::Admin, expires_at: None },
+        clock.now(),
+        &wxrisk::auth::Actor::Cli,
+    )
+    .await
+    {
+        // A second app on the same database (a restart within a test) gets a token of its own.
+        Err(wxrisk::auth::TokenError::NameTaken(_)) => {
+            let name = format!("test-{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+            create_scoped_token(&state, &name, Scope::Admin, None, clock.now()).await
+        }
+        Ok((id, token)) => (id, secrecy::ExposeSecret::expose_secret(&token).to_owned()),
+        Err(e) => panic!("token: {e}"),
+    };
     TestApp { base, client: reqwest::Client::new(), token, clock, state, worker, shutdown, server: Some(server), db }
 }
 
@@ -299,7 +316,11 @@ pub fn wxrisk_command(db: &TestDb) -> std::process::Command {
             command.env_remove(key);
         }
     }
-    command.current_dir(db.data_dir()).env("WXRISK_DATA_DIR", db.data_dir()).env("WXRISK_DATABASE_URL", &db.url);
+    command
+        .current_dir(db.data_dir())
+        .env("WXRISK_DATA_DIR", db.data_dir())
+        .env("WXRISK_DATABASE_URL", &db.url)
+        .env("WXRISK_NOTIFY__ALLOW_PRIVATE_DESTINATIONS", "true");
     command
 }
 

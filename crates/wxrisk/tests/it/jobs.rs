@@ -311,7 +311,8 @@ async fn a_slow_attempt_times_out_and_is_retried() {
             registry.register(KIND, handler.clone());
             registry
         },
-    );
+    )
+    .expect("state");
     let id = enqueue(&app, "slow").await.expect("id");
     let reports = Worker::new(state, "impatient").run_pending().await.expect("run");
     assert!(matches!(reports[0].outcome, Outcome::Retry { .. }));

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod complaints;
 mod crosscheck;
+mod destinations;
 mod health;
 mod helpers;
 mod intake;
@@ -18,6 +19,7 @@ mod jobs;
 mod notify;
 mod notify_email;
 mod refunds;
+mod secrets_at_rest;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]

@@ -287,7 +287,11 @@ async fn official_account_token_is_cached_sealed_and_refreshed_once_when_refused
         .expect("row");
     let sealed: String = sqlx::Row::get(&row, "access_token_sealed");
     drop(conn);
-    assert!(sealed.starts_with("v1."), "{sealed}");
+    assert!(sealed.starts_with("v2."), "{sealed}");
+    let slot = wxrisk::store::secrets::OA_ACCESS_TOKEN.keyed(OA_APPID);
+    assert!(app.state.keyring().open(&slot, &sealed).is_ok(), "sealed for its appid");
+    let other_appid = wxrisk::store::secrets::OA_ACCESS_TOKEN.keyed("wx0000000000000000");
+    assert!(app.state.keyring().open(&other_appid, &sealed).is_err(), "and for no other");
 
     // WeChat expires it early (42001): fetched again once, and the message goes out.
     control.post("/oa/expire-tokens", json!({"appid": OA_APPID})).await;

@@ -1,6 +1,7 @@
 //! Email against a real SMTP server process (aiosmtpd, `smtp_server.py`): implicit TLS with a test CA, STARTTLS,
 //! a wrong authorization code (535, permanent), and a server that stays down for the whole retry schedule while
-//! the same event's other deliveries go out.
+//! the same event's other deliveries go out. And an email channel pointed at another server does not take its
+//! stored password along.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -18,15 +19,24 @@ const USER: &str = "alerts@163.com";
 const AUTH_CODE: &str = "AUTHCODE1234ABCD";
 
 /// An SMTP server child process; killed (its stdin closed) when dropped.
-struct SmtpServer {
+pub struct SmtpServer {
     child: Child,
-    port: u16,
+    pub port: u16,
     out: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    fn start(security: &str) -> Self {
+    pub fn start(security: &str) -> Self {
+        Self::spawn(security, &["--user", USER, "--password", AUTH_CODE])
+    }
+
+    /// A server as an attacker would run it: it accepts any login and keeps every password it is given.
+    pub fn start_capturing(security: &str) -> Self {
+        Self::spawn(security, &["--capture-auth"])
+    }
+
+    fn spawn(security: &str, auth: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("mail.jsonl");
         let testdata = format!("{}/../../testdata", env!("CARGO_MANIFEST_DIR"));
@@ -35,7 +45,8 @@ impl SmtpServer {
             .arg(format!("{}/tests/it/smtp_server.py", env!("CARGO_MANIFEST_DIR")))
             .arg("--out")
             .arg(&out)
-            .args(["--security", security, "--user", USER, "--password", AUTH_CODE])
+            .args(["--security", security])
+            .args(auth)
             .args(["--cert", &format!("{testdata}/tls_localhost_cert.pem")])
             .args(["--key", &format!("{testdata}/tls_localhost_key.pem")])
             .stdin(Stdio::piped())
@@ -52,7 +63,12 @@ impl SmtpServer {
         Self { child, port, out, _dir: dir }
     }
 
-    fn mails(&self) -> Vec<Value> {
+    /// Everything the server wrote down (mails, and with --capture-auth every login and password).
+    pub fn captured(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn mails(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
@@ -60,7 +76,7 @@ impl SmtpServer {
             .collect()
     }
 
-    fn settings(&self, security: &str, password: &str) -> Value {
+    pub fn settings(&self, security: &str, password: &str) -> Value {
         json!({"host": "localhost", "port": self.port, "security": security, "username": USER, "password": password,
                "from": USER, "to": ["ops@example.com", "boss@example.com"], "ca_pem": testdata("tls_ca.pem")})
     }
@@ -218,11 +234,13 @@ async fn a_mail_server_down_for_the_whole_schedule_ends_dead_without_holding_up_
     assert_eq!(items[0]["id"], dead["id"]);
     assert_eq!(items[0]["event_kind"], "violation_punish");
 
-    // The mail server is back: retry by hand.
+    // The mail server is back on another port: a new destination, so the password is given again with it.
     let server = SmtpServer::start("tls");
-    let (status, body) =
-        app.patch(&format!("/api/v1/channels/{email}"), &json!({"settings": {"port": server.port}})).await;
+    let (status, body) = app
+        .patch(&format!("/api/v1/channels/{email}"), &json!({"settings": {"port": server.port, "password": AUTH_CODE}}))
+        .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["secrets_cleared"], json!([]), "{body}");
     let (status, retried) = app.post(&format!("/api/v1/deliveries/{}/retry", dead["id"]), &json!({})).await;
     assert_eq!(status, 200, "{retried}");
     assert_eq!(retried["status"], "queued");
@@ -231,5 +249,70 @@ async fn a_mail_server_down_for_the_whole_schedule_ends_dead_without_holding_up_
     assert_eq!(server.mails().len(), 1);
     let (status, _) = app.post(&format!("/api/v1/deliveries/{}/retry", dead["id"]), &json!({})).await;
     assert_eq!(status, 409, "a delivered message is not sent again by a retry");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_channel_moved_to_another_server_does_not_take_its_password_along() {
+    const VICTIM_CODE: &str = "VICTIMAUTHCODE99";
+    // The server a token holder controls: it accepts any login and records every password.
+    let attacker = SmtpServer::start_capturing("tls");
+    let (app, sim, _control) = app_with_sim().await;
+    let provider_id = app.create_provider("1900000100").await;
+    let victim =
+        json!({"preset": "163", "username": USER, "password": VICTIM_CODE, "from": USER, "to": ["ops@example.com"]});
+    let email = channel(&app, json!({"provider_id": provider_id}), "email", victim).await;
+    let path = format!("/api/v1/channels/{email}");
+
+    // The attack: point the channel at the attacker's server (trusting the attacker's CA), keep the password.
+    let moved = json!({"settings": {"preset": null, "host": "localhost", "port": attacker.port, "ca_pem": testdata("tls_ca.pem")}});
+    let (status, patched) = app.patch(&path, &moved).await;
+    assert_eq!(status, 200, "{patched}");
+    let (status, test) = app.post(&format!("{path}/test"), &json!({})).await;
+    assert_eq!(status, 200, "{test}");
+    let captured = attacker.captured();
+    assert!(!captured.contains(VICTIM_CODE), "the stored password reached the attacker's server: {captured}");
+    // The answer to the PATCH said the password was dropped, and the test send said why nothing was sent.
+    assert_eq!(patched["secrets_cleared"], json!(["password"]), "{patched}");
+    assert_eq!(patched["secrets_set"], json!([]), "{patched}");
+    assert_eq!((test["ok"].as_bool(), test["code"].as_str()), (Some(false), Some("credential_cleared")), "{test}");
+    assert_eq!(test["transient"], false);
+    assert!(test["answer"].as_str().is_some_and(|a| a.contains("cleared when the destination changed")), "{test}");
+    // Nor through the queue.
+    let ids = notify(&app, provider_id, EventKind::ComplaintCreated, "complaint:C7:n1", None).await;
+    app.worker().run_pending().await.expect("run");
+    let refused = delivery(&app, ids[0]).await;
+    assert_eq!((refused["status"].as_str(), refused["last_code"].as_str()), (Some("dead"), Some("credential_cleared")));
+    assert_eq!(refused["attempts"], 1, "not retried: {refused}");
+    let captured = attacker.captured();
+    assert!(!captured.contains(VICTIM_CODE), "the stored password reached the attacker's server: {captured}");
+    assert!(captured.is_empty(), "nothing was sent at all: {captured}");
+
+    // The audit log says what was dropped and why, and that sends were refused.
+    let mut conn = app.state.store().conn().await.expect("conn");
+    let target = email.to_string();
+    let page = wxrisk::store::Page { after_id: 0, limit: 100 };
+    let entries = wxrisk::store::audit::list(&mut conn, Some(("channel", &target)), page).await.expect("audit");
+    drop(conn);
+    let update = entries.iter().find(|e| e.action == "channel.update").expect("update audited");
+    let detail: Value = serde_json::from_str(&update.detail).expect("json");
+    assert_eq!(detail["secrets_cleared"], json!(["password"]), "{detail}");
+    assert!(!update.detail.contains(VICTIM_CODE));
+    let tested = entries.iter().find(|e| e.action == "channel.test").expect("test audited");
+    assert!(tested.detail.contains("credential_cleared"), "{}", tested.detail);
+    assert!(entries.iter().any(|e| e.action == "channel.send_refused"), "the refused delivery is audited");
+
+    // A later change that does not give it back is told why the channel is incomplete; giving it makes the
+    // channel whole, and the server gets what its owner gave it, nothing more.
+    let (status, patched) = app.patch(&path, &json!({"settings": {"to": ["boss@example.com"]}})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["secrets_cleared"], json!(["password"]), "still cleared: {patched}");
+    let (status, patched) = app.patch(&path, &json!({"settings": {"password": "ATTACKERSOWNCODE"}})).await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!((patched["secrets_cleared"].clone(), patched["secrets_set"].clone()), (json!([]), json!(["password"])));
+    let (_, test) = app.post(&format!("{path}/test"), &json!({})).await;
+    assert_eq!(test["ok"], true, "{test}");
+    let captured = attacker.captured();
+    assert!(captured.contains("ATTACKERSOWNCODE") && !captured.contains(VICTIM_CODE), "{captured}");
     sim.stop().await;
 }

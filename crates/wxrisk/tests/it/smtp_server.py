@@ -1,11 +1,14 @@
 """A real SMTP server for wxrisk's email tests, built on aiosmtpd.
 
 Usage: smtp_server.py --out FILE [--security tls|starttls|none] [--cert PEM --key PEM] [--user U --password P]
+                      [--capture-auth]
 
 Listens on 127.0.0.1 at a free port and prints `READY <port>` once it accepts connections. Every accepted mail is
 appended to FILE as one JSON line: the envelope, the login, whether the session was TLS, the raw data, and the
 headers and text/HTML parts as Python's `email` package parses them. With --user, AUTH is required and
-a wrong password gets aiosmtpd's `535 5.7.8 Authentication credentials invalid`. Runs until killed or until its
+a wrong password gets aiosmtpd's `535 5.7.8 Authentication credentials invalid`. With --capture-auth it plays a
+server an attacker runs: every AUTH is accepted and its login and password are appended to FILE as
+{"auth_login", "auth_password"}. Runs until killed or until its
 standard input closes (so it never outlives the test that started it).
 """
 
@@ -72,7 +75,17 @@ def main():
     parser.add_argument("--key")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--capture-auth", action="store_true")
     args = parser.parse_args()
+    lock = threading.Lock()
+
+    def capture(server, session, envelope, mechanism, auth_data):
+        if isinstance(auth_data, LoginPassword):
+            record = {"auth_login": auth_data.login.decode("utf-8", "replace"),
+                      "auth_password": auth_data.password.decode("utf-8", "replace")}
+            with lock, open(args.out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return AuthResult(success=True, handled=False, auth_data=auth_data)
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = (
@@ -91,7 +104,10 @@ def main():
             ssl_context = context
         else:
             params.update(tls_context=context, require_starttls=True)
-    if args.user:
+    if args.capture_auth:
+        params.update(authenticator=capture, auth_required=True)
+        params["auth_require_tls"] = args.security == "starttls"
+    elif args.user:
         params.update(authenticator=authenticator, auth_required=True)
         # With STARTTLS, AUTH only after the upgrade (as real servers do). aiosmtpd does not count implicit TLS as
         # TLS for this rule, and the `none` server is plain by design, so neither requires it.

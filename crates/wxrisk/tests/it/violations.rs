@@ -274,7 +274,6 @@ async fn seed_complaint(
         problem_description: None,
         apply_refund_amount: None,
         amount_total: 1000,
-        payer_phone_sealed: None,
         payer_phone_masked: None,
         payer_openid: None,
         user_complaint_times: times,

@@ -1,6 +1,7 @@
 //! One sender per channel kind. Each speaks its service's protocol and classifies the answer (channels.md §6):
 //! transient (network, timeouts, 5xx/429, SMTP 4xx, rate codes) is retried; permanent (credentials, parameters,
-//! templates, recipients) is not.
+//! templates, recipients, a destination the guard refuses, a credential cleared by a destination change) is not.
+//! A service's answer is read up to [`MAX_ANSWER_BYTES`]: a receiver cannot make wxrisk buffer without end.
 
 pub mod email;
 pub mod robots;
@@ -23,6 +24,8 @@ pub struct Destination<'a> {
     pub kind: ChannelKind,
     pub settings: &'a Value,
     pub secrets: &'a Map<String, Value>,
+    /// Credentials a destination change dropped and nobody set again: nothing is sent while any is listed.
+    pub secrets_cleared: &'a [String],
     pub recipient: &'a str,
     /// Stable for the message across retries: Message-ID, client_msg_id, webhook-id.
     pub idempotency_key: &'a str,
@@ -82,8 +85,19 @@ pub(crate) fn missing(key: &str) -> SendError {
     SendError::permanent("config", format!("the channel has no `{key}`"))
 }
 
+/// The most of a service's answer that is read; the rest is dropped unread.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The permanent error of a destination the guard refused.
+pub(crate) fn refused(error: &super::destinations::DestinationRefused) -> SendError {
+    SendError::permanent("destination_refused", error.to_string())
+}
+
 /// Classify an HTTP failure that is not the service's own error body.
 pub(crate) fn http_failure(error: reqwest::Error) -> SendError {
+    if let Some(refusal) = super::destinations::refusal_in(&error) {
+        return refused(refusal);
+    }
     // reqwest's message alone ("error sending request") hides the cause an operator needs: refused, timed out, TLS.
     let code = if error.is_timeout() { "timeout" } else { "network" };
     let error = error.without_url();
@@ -114,6 +128,19 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .map(Duration::from_secs)
 }
 
+/// Read a response's body, at most [`MAX_ANSWER_BYTES`] of it (as text, invalid UTF-8 replaced).
+pub(crate) async fn read_answer(mut response: reqwest::Response) -> Result<String, SendError> {
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(http_failure)? {
+        let room = MAX_ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 /// POST a JSON body and return (status, headers, body text).
 pub(crate) async fn post_json(
     state: &AppState,
@@ -130,12 +157,15 @@ pub(crate) async fn post_json(
         .map_err(http_failure)?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let text = response.text().await.map_err(http_failure)?;
+    let text = read_answer(response).await?;
     Ok((status, headers, text))
 }
 
 /// Send `message` to `destination`.
 pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Message) -> Result<Sent, SendError> {
+    if !destination.secrets_cleared.is_empty() {
+        return Err(credential_cleared(destination));
+    }
     match destination.kind {
         ChannelKind::Email => email::send(state, destination, message).await,
         ChannelKind::WechatTemplate => wechat_template::send(state, destination, message).await,
@@ -145,6 +175,19 @@ pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Mes
         ChannelKind::FeishuRobot => robots::feishu(state, destination, message).await,
         ChannelKind::Webhook => webhook::send(state, destination, message).await,
     }
+}
+
+/// A channel whose credential was dropped by a destination change sends nothing (not even without it).
+fn credential_cleared(destination: &Destination<'_>) -> SendError {
+    SendError::permanent(
+        "credential_cleared",
+        format!(
+            "credential {} cleared when the destination changed; set it again (PATCH /api/v1/channels/{} with \
+             the settings) or remove it with null",
+            destination.secrets_cleared.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+            destination.channel_id
+        ),
+    )
 }
 
 /// A short stable id from a key (for Message-ID, client_msg_id, webhook-id).

@@ -93,7 +93,7 @@ pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Mes
         .await
         .map_err(http_failure)?;
     let status = response.status().as_u16();
-    let text = response.text().await.map_err(http_failure)?;
+    let text = super::read_answer(response).await?;
     if status >= 400 {
         return Err(super::http_status(status, &text, None));
     }

@@ -1,5 +1,7 @@
 //! A signed webhook (Standard Webhooks v1) to a provider's own system: JSON `{type, timestamp, data}`, with a
-//! `webhook-id` that stays the same across retries so the receiver can deduplicate.
+//! `webhook-id` that stays the same across retries so the receiver can deduplicate. The URL comes from channel
+//! settings, so it goes through the destination guard (`notify::destinations`): a literal address is checked
+//! here, a name (`localhost` included) by the guarded client's resolver, on the addresses it connects to.
 
 use serde_json::json;
 use wxsim::protocols::standard_webhooks;
@@ -10,6 +12,9 @@ use crate::state::AppState;
 
 pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Message) -> Result<Sent, SendError> {
     let url = destination.setting("url").ok_or_else(|| missing("url"))?;
+    let parsed = url::Url::parse(url).map_err(|e| SendError::permanent("config", format!("url: {e}")))?;
+    crate::notify::destinations::check_url_address(&parsed, state.config().notify.allow_private_destinations)
+        .map_err(|e| super::refused(&e))?;
     let secret = destination.secret("secret").ok_or_else(|| missing("secret"))?;
     let id = format!("msg_{}", short_id(destination.idempotency_key));
     let now = time::OffsetDateTime::now_utc();
@@ -22,8 +27,8 @@ pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Mes
     let signature = standard_webhooks::sign(secret, &id, now.unix_timestamp(), body.as_bytes())
         .map_err(|e| SendError::permanent("config", e.to_string()))?;
     let response = state
-        .http()
-        .post(url)
+        .guarded_http()
+        .post(parsed)
         .header("content-type", "application/json")
         .header("webhook-id", &id)
         .header("webhook-timestamp", now.unix_timestamp().to_string())
@@ -34,7 +39,7 @@ pub async fn send(state: &AppState, destination: &Destination<'_>, message: &Mes
         .map_err(http_failure)?;
     let status = response.status().as_u16();
     let retry_after = super::retry_after(response.headers());
-    let text = response.text().await.unwrap_or_default();
+    let text = super::read_answer(response).await.unwrap_or_default();
     match status {
         200..=299 => Ok(Sent { code: status.to_string(), external_id: Some(id), answer: text }),
         // Redirects are not followed: the configured URL is wrong.

@@ -30,7 +30,7 @@ async fn cached_token(state: &AppState, appid: &str) -> Result<Option<(String, S
     if expires_at - state.now_ms() < REFRESH_MARGIN_MS {
         return Ok(None);
     }
-    match state.keyring().open_string(OA_ACCESS_TOKEN.purpose(), &sealed) {
+    match state.keyring().open_string(&OA_ACCESS_TOKEN.keyed(appid), &sealed) {
         Ok(token) => Ok(Some((token.expose_secret().to_owned(), sealed))),
         Err(_) => Ok(None),
     }
@@ -50,7 +50,7 @@ async fn fetch_token(state: &AppState, appid: &str, secret: &str) -> Result<(Str
     let now = state.now_ms();
     let sealed = state
         .keyring()
-        .seal(OA_ACCESS_TOKEN.purpose(), token.as_bytes())
+        .seal(&OA_ACCESS_TOKEN.keyed(appid), token.as_bytes())
         .map_err(|e| SendError::transient("seal", e.to_string()))?;
     let mut conn = state.store().conn().await.map_err(|e| SendError::transient("database", e.to_string()))?;
     oa_tokens::put(&mut conn, appid, &sealed, now + expires_in * 1000, now)

@@ -2,8 +2,13 @@
 //!
 //! Contract: a channel belongs to a provider (`provider_id` alone) or to a sub-merchant (`merchant_id`, or
 //! `merchant_mchid` — with `provider_id` when two providers share that mchid). Settings are validated per kind
-//! (`domain::channel`); credentials among them are sealed and never returned (`secrets_set` names them). A PATCH
-//! of `settings` merges: keys given replace, keys set to `null` are removed, secrets not given are kept.
+//! (`domain::channel`); credentials among them are sealed for the channel's row and never returned
+//! (`secrets_set` names them). A PATCH of `settings` merges: keys given replace, keys set to `null` are removed,
+//! secrets not given are kept — except a secret whose destination the PATCH changes (`domain::channel::
+//! credentials_to_clear`: the SMTP host, port, security or CA of a password, a webhook's URL …): that one is
+//! dropped unless the same PATCH gives it again, and stays listed in `secrets_cleared` (audited) until it is set or
+//! removed; the channel sends nothing meanwhile. A destination that is a literal non-public address is refused
+//! unless `notify.allow_private_destinations` (`notify::destinations`).
 
 use axum::Json;
 use axum::extract::State;
@@ -14,12 +19,12 @@ use utoipa::ToSchema;
 
 use crate::auth::Actor;
 use crate::clock::format_shanghai;
-use crate::domain::channel::{ChannelKind, SplitSettings, validate_settings};
+use crate::domain::channel::{ChannelKind, SplitSettings, credentials_to_clear, validate_settings};
 use crate::domain::{FieldError, Mchid};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::channels::{self, ChannelFilter, ChannelRow, ChannelWrite};
-use crate::store::secrets::CHANNEL_SECRETS;
+use crate::store::secrets::{self, CHANNEL_SECRETS};
 use crate::store::{merchants, providers};
 use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
@@ -76,6 +81,10 @@ pub struct ChannelOut {
     pub settings: Value,
     /// Credential keys that hold a value.
     pub secrets_set: Vec<String>,
+    /// Credentials dropped because an update changed where they are sent (host, port, security, CA, URL, robot)
+    /// without giving them again — including by the update that answers this. Until each is set again (or removed
+    /// with `null`), test sends and deliveries fail with `credential_cleared` instead of sending without it.
+    pub secrets_cleared: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -99,14 +108,22 @@ fn parse_kind(row: &ChannelRow) -> Result<ChannelKind, ApiError> {
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("channel {} has unknown kind {}", row.id, row.kind)))
 }
 
-fn open_secrets(state: &AppState, row: &ChannelRow) -> Result<Map<String, Value>, ApiError> {
-    crate::notify::handler::open_secrets(state, row)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {} secrets do not open: {e}", row.id)))
+/// The channel's secrets, or `None` (logged) when they do not open — sealed for another row, tampered with, or in
+/// the refused old format. Such a channel can still be shown and given its credentials again; test sends and
+/// deliveries report the error.
+fn open_secrets(state: &AppState, row: &ChannelRow) -> Option<Map<String, Value>> {
+    match crate::notify::handler::open_secrets(state, row) {
+        Ok(secrets) => Some(secrets),
+        Err(error) => {
+            tracing::warn!(channel_id = row.id, %error, "channel secrets do not open; set them again");
+            None
+        }
+    }
 }
 
 async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRow) -> Result<ChannelOut, ApiError> {
     let kind = parse_kind(&row)?;
-    let secrets_set = open_secrets(state, &row)?.keys().cloned().collect();
+    let secrets_set = open_secrets(state, &row).map(|s| s.keys().cloned().collect()).unwrap_or_default();
     let merchant_mchid = match row.merchant_id {
         Some(id) => merchants::get(conn, id).await?.map(|m| m.mchid),
         None => None,
@@ -123,6 +140,7 @@ async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRo
         enabled: row.enabled,
         settings,
         secrets_set,
+        secrets_cleared: row.secrets_cleared,
         created_at: format_shanghai(row.created_at),
         updated_at: format_shanghai(row.updated_at),
     })
@@ -176,12 +194,19 @@ fn channel_name(kind: ChannelKind, name: Option<String>) -> Result<String, Field
     }
 }
 
-fn seal_secrets(state: &AppState, split: &SplitSettings) -> Result<Option<String>, ApiError> {
+/// Seal a channel's secrets for its row (`None` when it has none).
+fn seal_secrets(state: &AppState, id: i64, split: &SplitSettings) -> Result<Option<String>, ApiError> {
     if split.secrets.is_empty() {
         return Ok(None);
     }
     let json = Value::Object(split.secrets.clone()).to_string();
-    Ok(Some(state.keyring().seal(CHANNEL_SECRETS.purpose(), json.as_bytes())?))
+    Ok(Some(state.keyring().seal(&CHANNEL_SECRETS.row(id), json.as_bytes())?))
+}
+
+/// A destination that is a literal non-public address, refused unless the operator allows them.
+fn check_destination(state: &AppState, kind: ChannelKind, split: &SplitSettings) -> Result<(), FieldError> {
+    let allow = state.config().notify.allow_private_destinations;
+    crate::notify::destinations::check_settings(kind, &split.public, allow)
 }
 
 #[utoipa::path(post, path = "/channels", tag = "channels", request_body = ChannelIn,
@@ -194,8 +219,8 @@ pub async fn create(
     let now = state.now_ms();
     let name = channel_name(input.kind, input.name.clone())?;
     let split = validate_settings(input.kind, input.settings.clone())?;
-    let sealed = seal_secrets(&state, &split)?;
-    let settings = Value::Object(split.public).to_string();
+    check_destination(&state, input.kind, &split)?;
+    let settings = Value::Object(split.public.clone()).to_string();
     let mut tx = state.store().begin().await?;
     let (provider_id, merchant_id) = resolve_owner(&mut tx, &input).await?;
     let write = ChannelWrite {
@@ -205,9 +230,14 @@ pub async fn create(
         name: &name,
         enabled: input.enabled,
         settings: &settings,
-        secrets_sealed: sealed.as_deref(),
+        // Sealed for the row once it has an id, below, in this transaction.
+        secrets_sealed: None,
+        secrets_cleared: &[],
     };
     let id = channels::insert(&mut tx, &write, now).await?;
+    if let Some(sealed) = seal_secrets(&state, id, &split)? {
+        secrets::put(&mut tx, CHANNEL_SECRETS, id, Some(&sealed)).await?;
+    }
     let detail =
         serde_json::json!({"provider_id": provider_id, "merchant_id": merchant_id, "kind": input.kind.as_str()});
     commit_audited(tx, now, &actor, "channel.create", ("channel", id), detail).await?;
@@ -286,23 +316,60 @@ pub async fn update(
     if enabled != current.enabled {
         changed.push("enabled".to_owned());
     }
-    let (settings, sealed) = match patch.settings {
-        Patch::Missing => (current.settings.clone(), current.secrets_sealed.clone()),
+    let mut cleared_now: Vec<String> = Vec::new();
+    let mut clear_reason = "destination changed without the credential";
+    let (settings, sealed, secrets_cleared) = match patch.settings {
+        Patch::Missing => (current.settings.clone(), current.secrets_sealed.clone(), current.secrets_cleared.clone()),
         Patch::Null => return Err(ApiError::invalid("settings", "cannot be null")),
         Patch::Value(update) => {
-            let mut merged: Map<String, Value> = serde_json::from_str(&current.settings)
+            let mut before: Map<String, Value> = serde_json::from_str(&current.settings)
                 .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {id} settings are not JSON: {e}")))?;
-            merged.extend(open_secrets(&state, &current)?);
+            let stored_secrets = open_secrets(&state, &current);
+            let unreadable = stored_secrets.is_none();
+            before.extend(stored_secrets.unwrap_or_default());
+            let mut merged = before.clone();
+            // Keys this update sets to a value: a credential among them is "given again".
+            let mut given: Vec<String> = Vec::new();
+            let mut touched: Vec<String> = Vec::new();
             for (key, value) in update {
                 changed.push(format!("settings.{key}"));
+                touched.push(key.clone());
                 if value.is_null() {
                     merged.remove(&key);
                 } else {
+                    given.push(key.clone());
                     merged.insert(key, value);
                 }
             }
-            let split = validate_settings(kind, Value::Object(merged))?;
-            (Value::Object(split.public.clone()).to_string(), seal_secrets(&state, &split)?)
+            let mut split = validate_settings(kind, Value::Object(merged))
+                .map_err(|e| explain_cleared(e, &current.secrets_cleared))?;
+            check_destination(&state, kind, &split)?;
+            // Compare normalised with normalised: what was stored is normalised; what the update gave is now.
+            let mut after = split.public.clone();
+            after.extend(split.secrets.clone());
+            cleared_now = credentials_to_clear(kind, &before, &after, &given);
+            if unreadable {
+                clear_reason = "the stored secrets do not open";
+                // Secrets that no longer open are as good as gone: each one not given now must be set again (or
+                // removed with null) before the channel sends, never silently dropped.
+                for key in kind.secret_keys() {
+                    let key = (*key).to_owned();
+                    if !touched.contains(&key) && !cleared_now.contains(&key) {
+                        cleared_now.push(key);
+                    }
+                }
+            }
+            for key in &cleared_now {
+                split.secrets.remove(key);
+            }
+            let mut secrets_cleared: Vec<String> =
+                current.secrets_cleared.iter().filter(|k| !touched.contains(k)).cloned().collect();
+            for key in &cleared_now {
+                if !secrets_cleared.contains(key) {
+                    secrets_cleared.push(key.clone());
+                }
+            }
+            (Value::Object(split.public.clone()).to_string(), seal_secrets(&state, id, &split)?, secrets_cleared)
         }
     };
     let write = ChannelWrite {
@@ -313,10 +380,28 @@ pub async fn update(
         enabled,
         settings: &settings,
         secrets_sealed: sealed.as_deref(),
+        secrets_cleared: &secrets_cleared,
     };
     channels::update(&mut tx, id, &write, now).await?;
-    commit_audited(tx, now, &actor, "channel.update", ("channel", id), serde_json::json!({"fields": changed})).await?;
+    let mut detail = serde_json::json!({"fields": changed});
+    if !cleared_now.is_empty() {
+        // Which credentials this change dropped, and why (their values never reach the log).
+        detail["secrets_cleared"] = serde_json::json!(cleared_now);
+        detail["reason"] = serde_json::json!(clear_reason);
+    }
+    commit_audited(tx, now, &actor, "channel.update", ("channel", id), detail).await?;
     Ok(Json(load_out(&state, id).await?))
+}
+
+/// A required credential that is missing because a destination change cleared it: say so.
+fn explain_cleared(error: FieldError, cleared: &[String]) -> FieldError {
+    match error.field.strip_prefix("settings.") {
+        Some(key) if cleared.iter().any(|c| c == key) => FieldError::new(
+            error.field.clone(),
+            "was cleared when the channel's destination changed; give it again in this update",
+        ),
+        _ => error,
+    }
 }
 
 #[utoipa::path(delete, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)),

@@ -18,7 +18,7 @@ use crate::domain::provider::{ProviderDraft, ValidProvider};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::providers::{self, PlatformCertRow, ProviderRow, ProviderWrite};
-use crate::store::secrets::{PROVIDER_APIV3_KEY, PROVIDER_PRIVATE_KEY};
+use crate::store::secrets::{self, PROVIDER_APIV3_KEY, PROVIDER_PRIVATE_KEY};
 use crate::web::api::commit_audited;
 use crate::web::json::{ApiJson, ApiQuery, IdPath, ListOut, PageQuery, Patch};
 
@@ -263,12 +263,15 @@ pub async fn create(
     }
     .validate(now / 1000)?;
     let keyring = state.keyring();
-    let sealed = Sealed {
-        private_key: keyring.seal_str(PROVIDER_PRIVATE_KEY.purpose(), &valid.merchant_private_key_pem)?,
-        apiv3_key: keyring.seal_str(PROVIDER_APIV3_KEY.purpose(), valid.apiv3_key.secret())?,
-    };
+    // Secrets are sealed for the row, so the row comes first: inserted with empty placeholders that the same
+    // transaction replaces (a committed row never holds them).
+    let unsealed = Sealed { private_key: String::new(), apiv3_key: String::new() };
     let mut tx = state.store().begin().await?;
-    let id = providers::insert(&mut tx, &write_of(&valid, &sealed), now).await.map_err(mchid_conflict)?;
+    let id = providers::insert(&mut tx, &write_of(&valid, &unsealed), now).await.map_err(mchid_conflict)?;
+    let private_key = keyring.seal_str(&PROVIDER_PRIVATE_KEY.row(id), &valid.merchant_private_key_pem)?;
+    secrets::put(&mut tx, PROVIDER_PRIVATE_KEY, id, Some(&private_key)).await?;
+    let apiv3_key = keyring.seal_str(&PROVIDER_APIV3_KEY.row(id), valid.apiv3_key.secret())?;
+    secrets::put(&mut tx, PROVIDER_APIV3_KEY, id, Some(&apiv3_key)).await?;
     providers::replace_uploaded_certificate(&mut tx, id, valid.platform_cert.as_ref(), now).await?;
     providers::set_locale(&mut tx, id, locale.as_str()).await?;
     providers::set_automation_since(&mut tx, id, automation_since).await?;
@@ -363,11 +366,11 @@ pub async fn update(
     let private_key_changed = !patch.merchant_private_key_pem.is_missing();
     let apiv3_changed = !patch.apiv3_key.is_missing();
     let private_key = match patch.merchant_private_key_pem {
-        Patch::Missing => keyring.open_string(PROVIDER_PRIVATE_KEY.purpose(), &current.merchant_private_key_sealed)?,
+        Patch::Missing => keyring.open_string(&PROVIDER_PRIVATE_KEY.row(id), &current.merchant_private_key_sealed)?,
         other => other.required("merchant_private_key_pem", SecretString::from(String::new()))?,
     };
     let apiv3_key = match patch.apiv3_key {
-        Patch::Missing => keyring.open_string(PROVIDER_APIV3_KEY.purpose(), &current.apiv3_key_sealed)?,
+        Patch::Missing => keyring.open_string(&PROVIDER_APIV3_KEY.row(id), &current.apiv3_key_sealed)?,
         other => other.required("apiv3_key", SecretString::from(String::new()))?,
     };
     // The uploaded platform certificate is validated (and replaced) only when the request touches it.
@@ -398,12 +401,12 @@ pub async fn update(
     .validate(now / 1000)?;
     let sealed = Sealed {
         private_key: if private_key_changed {
-            keyring.seal_str(PROVIDER_PRIVATE_KEY.purpose(), &valid.merchant_private_key_pem)?
+            keyring.seal_str(&PROVIDER_PRIVATE_KEY.row(id), &valid.merchant_private_key_pem)?
         } else {
             current.merchant_private_key_sealed.clone()
         },
         apiv3_key: if apiv3_changed {
-            keyring.seal_str(PROVIDER_APIV3_KEY.purpose(), valid.apiv3_key.secret())?
+            keyring.seal_str(&PROVIDER_APIV3_KEY.row(id), valid.apiv3_key.secret())?
         } else {
             current.apiv3_key_sealed.clone()
         },
