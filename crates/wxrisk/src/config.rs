@@ -64,6 +64,22 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub complaints: ComplaintsConfig,
     pub risk: RiskConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long finished work is kept (see `workflow::retention` for what is deleted and why that is safe).
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Finished jobs with their attempts and deliveries, and inbound notifications, older than this many days are
+    /// deleted; 7 to 3650.
+    pub days: i64,
+}
+
+impl RetentionConfig {
+    /// The retention in milliseconds.
+    pub fn millis(&self) -> i64 {
+        self.days.saturating_mul(86_400_000)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +170,13 @@ struct RawConfig {
     notify: RawNotify,
     complaints: RawComplaints,
     risk: RawRisk,
+    retention: RawRetention,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    days: i64,
 }
 
 #[derive(Deserialize)]
@@ -284,7 +307,7 @@ impl Config {
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
              resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
-             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n",
+             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n\n[retention]\ndays = {rdays}\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -330,6 +353,7 @@ impl Config {
             rpm = self.complaints.reply_per_minute,
             hpm = self.complaints.history_per_minute,
             ascore = self.risk.alert_score,
+            rdays = self.retention.days,
         )
     }
 
@@ -453,6 +477,12 @@ impl RawConfig {
             return Err(ConfigError::invalid("risk.alert_score", "must be 1 to 100"));
         }
         let risk = RiskConfig { alert_score: self.risk.alert_score };
+        // At least a week: WeChat redelivers a notification for about a day, and intake ignores notifications
+        // created more than `days - 1` days ago (their records may be gone), so the margin must stay wide.
+        if !(7..=3650).contains(&self.retention.days) {
+            return Err(ConfigError::invalid("retention.days", "must be 7 to 3650"));
+        }
+        let retention = RetentionConfig { days: self.retention.days };
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -468,6 +498,7 @@ impl RawConfig {
             notify,
             complaints,
             risk,
+            retention,
         })
     }
 }
