@@ -38,6 +38,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_notifications"),
     migration!(3, "0003_complaints"),
     migration!(4, "0004_violations"),
+    migration!(6, "0006_retention_and_certificate_alerts"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.

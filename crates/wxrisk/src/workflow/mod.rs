@@ -18,9 +18,11 @@
 //! Before repeating a reply after an uncertain attempt, the negotiation history is checked; before completing,
 //! the complaint's state. Refunds need no check: the same `out_refund_no` is the same refund at WeChat Pay.
 
+pub mod certificates;
 pub mod complaints;
 pub mod effects;
 pub mod reconcile;
+pub mod retention;
 pub mod sla;
 pub mod violations;
 
@@ -42,6 +44,10 @@ pub const REFUND_NOTIFICATION: &str = "refund.notification";
 pub const VIOLATION: &str = "violation.record";
 pub const LIMITATIONS: &str = "merchant.limitations";
 pub const RISK_CHECK: &str = "merchant.risk";
+/// Once a day per provider: certificates about to expire (`certificates`).
+pub const CERTIFICATE_CHECK: &str = "provider.certificates";
+/// Once a day: finished work older than `retention.days` deleted (`retention`).
+pub const RETENTION: &str = "maintenance.retention";
 
 /// A job handler that is a plain function.
 struct FnHandler(for<'a> fn(&'a JobContext) -> BoxFuture<'a, JobResult>);
@@ -66,6 +72,8 @@ pub fn register(registry: &mut JobRegistry) {
     registry.register(VIOLATION, FnHandler(|ctx| Box::pin(violations::record(ctx))));
     registry.register(LIMITATIONS, FnHandler(|ctx| Box::pin(violations::check_limitations(ctx))));
     registry.register(RISK_CHECK, FnHandler(|ctx| Box::pin(violations::check_risk(ctx))));
+    registry.register(CERTIFICATE_CHECK, FnHandler(|ctx| Box::pin(certificates::check(ctx))));
+    registry.register(RETENTION, FnHandler(|ctx| Box::pin(retention::run(ctx))));
 }
 
 /// A database failure: worth retrying.

@@ -93,7 +93,7 @@ async fn templates_are_per_provider_checked_before_saving_and_used() {
     let (status, listed) = app.get(&base).await;
     assert_eq!(status, 200, "{listed}");
     let items = listed["items"].as_array().expect("items");
-    assert_eq!(items.len(), 28, "14 event kinds in two languages");
+    assert_eq!(items.len(), 30, "15 event kinds in two languages");
     assert!(items.iter().all(|t| t["customized"] == false));
 
     let custom = json!({

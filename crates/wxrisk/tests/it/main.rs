@@ -5,6 +5,7 @@ mod api_channels;
 mod api_deliveries;
 mod api_merchants;
 mod api_providers;
+mod certificates;
 mod cli;
 mod cluster;
 mod complaints;
@@ -15,6 +16,7 @@ mod intake;
 mod jobs;
 mod notify;
 mod notify_email;
+mod retention;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]
