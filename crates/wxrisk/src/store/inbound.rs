@@ -4,7 +4,7 @@
 //! The rejection log is bounded in rows and in bytes: [`reject`] keeps the newest `keep` rows, and cuts every text
 //! it stores (path, reason, detail, serial) to a fixed number of characters, so no row is larger than
 //! [`MAX_REJECTION_ROW_BYTES`] and the log never holds more than `keep × MAX_REJECTION_ROW_BYTES` bytes of values
-//! (about 3 MB at the default `complaints.rejection_log_size` of 1,000), whatever a sender puts in its request.
+//! (about 2.3 MB at the default `complaints.rejection_log_size` of 1,000), whatever a sender puts in its request.
 
 use sqlx::AnyConnection;
 
