@@ -139,7 +139,18 @@ pub fn verify_notification(
     now: i64,
 ) -> Result<Verified<Notification>, CallbackError> {
     let signature = SignatureHeaders::from_headers(headers)?;
-    keys.verify(&signature, body, now)?;
+    verify_notification_headers(keys, &signature, body, now)
+}
+
+/// [`verify_notification`] for headers already read (and shape-checked) with [`SignatureHeaders::from_headers`],
+/// for a receiver that refuses malformed headers before it looks anything up.
+pub fn verify_notification_headers(
+    keys: &PlatformKeys,
+    signature: &SignatureHeaders,
+    body: &[u8],
+    now: i64,
+) -> Result<Verified<Notification>, CallbackError> {
+    keys.verify(signature, body, now)?;
     Ok(Verified::new(Notification::parse(body)?))
 }
 

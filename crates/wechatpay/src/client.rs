@@ -6,9 +6,12 @@
 //! - `Accept`, `User-Agent` and, when the provider has a WeChat Pay public key, `Wechatpay-Serial: PUB_KEY_ID_…`
 //!   go on every request; a body carrying encrypted fields names its encryption key in `Wechatpay-Serial`;
 //! - 2xx answers are verified (image downloads excepted: WeChat does not sign them); an unknown certificate
-//!   serial triggers one certificate download, at most once a minute;
+//!   serial triggers one certificate download, at most once a minute ([`Client::claim_unknown_serial_refresh`]
+//!   lets a receiver check that before it starts one);
 //! - platform certificates are downloaded when none is held and every 12 hours — never for a provider that has a
-//!   public key and no certificates;
+//!   public key and no certificates; a downloaded certificate already expired (by the client's clock) is not
+//!   taken, and expired ones held are dropped at each download; a certificate given to [`Client::new`] that has
+//!   expired is kept only so that a signature made with it is refused by name (`CertificateExpired`), never used;
 //! - a connection failure to the default host is retried once on the backup host `api2.mch.weixin.qq.com`.
 //!
 //! Each provider has its own `Client` (cheap to clone); nothing is shared between providers.
@@ -167,6 +170,16 @@ impl Client {
             .build()
             .map_err(|e| Error::Transport { kind: TransportKind::Other, message: e.to_string() })?;
         let signer = Signer::new(credentials.mchid, credentials.merchant_cert_serial, credentials.private_key);
+        let now = (config.clock)();
+        for cert in certificates.iter().filter(|c| !c.is_valid_at(now)) {
+            tracing::warn!(
+                mchid = signer.mchid(),
+                serial = %cert.serial,
+                not_before = cert.not_before,
+                not_after = cert.not_after,
+                "platform certificate outside its validity: it will verify nothing"
+            );
+        }
         let refresh = RefreshState {
             last_download: (!certificates.is_empty()).then(|| (config.clock)()),
             last_unknown_serial_download: None,
@@ -210,7 +223,7 @@ impl Client {
     /// request carrying it must be sent with `encrypted: true`.
     pub fn encrypt_sensitive(&self, plaintext: &str) -> Result<(String, String)> {
         let (serial, key) =
-            self.0.keys.encryption_key().ok_or_else(|| {
+            self.0.keys.encryption_key(self.now()).ok_or_else(|| {
                 Error::Invalid("no WeChat Pay public key or platform certificate to encrypt with".into())
             })?;
         Ok((serial, key.encrypt_oaep_base64(plaintext)?))
@@ -224,7 +237,9 @@ impl Client {
         body: &[u8],
     ) -> Result<Verified<Notification>, CallbackError> {
         match callback::verify_notification(&self.0.keys, headers, body, self.now()) {
-            Err(CallbackError::Signature(e)) if e.wants_certificate_refresh() && self.unknown_serial_refresh_due() => {
+            Err(CallbackError::Signature(e))
+                if e.wants_certificate_refresh() && self.claim_unknown_serial_refresh() =>
+            {
                 if let Err(error) = self.refresh_certificates().await {
                     tracing::warn!(mchid = self.mchid(), %error, "platform certificate download failed");
                 }
@@ -234,12 +249,15 @@ impl Client {
         }
     }
 
-    fn unknown_serial_refresh_due(&self) -> bool {
+    /// Whether a certificate download for an unknown serial may start now; when it may, the slot is taken (the
+    /// next one is `unknown_serial_refresh` away). A receiver calls this before it starts a download in the
+    /// background, so a flood of forged serials starts one download, not one per request.
+    pub fn claim_unknown_serial_refresh(&self) -> bool {
         let now = self.now();
         let mut state = self.0.refresh.lock().unwrap_or_else(|p| p.into_inner());
         let gap = i64::try_from(self.0.config.unknown_serial_refresh.as_secs()).unwrap_or(i64::MAX);
         match state.last_unknown_serial_download {
-            Some(last) if now - last < gap => false,
+            Some(last) if now.saturating_sub(last) < gap => false,
             _ => {
                 state.last_unknown_serial_download = Some(now);
                 true
@@ -254,8 +272,17 @@ impl Client {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Vec<PlatformCertificate>>> + Send + '_>> {
         Box::pin(async move {
             let downloaded = self.download_certificates().await?;
+            let now = self.now();
             for cert in downloaded {
+                if cert.not_after < now {
+                    tracing::warn!(mchid = self.mchid(), serial = %cert.serial, not_after = cert.not_after,
+                        "WeChat Pay listed an expired platform certificate: not taken");
+                    continue;
+                }
                 self.0.keys.add_certificate(cert);
+            }
+            for serial in self.0.keys.remove_expired(now) {
+                tracing::info!(mchid = self.mchid(), %serial, "expired platform certificate dropped");
             }
             self.0.refresh.lock().unwrap_or_else(|p| p.into_inner()).last_download = Some(self.now());
             Ok(self.0.keys.certificates())
@@ -273,7 +300,7 @@ impl Client {
         let last = self.0.refresh.lock().unwrap_or_else(|p| p.into_inner()).last_download;
         let due = match last {
             None => true,
-            Some(at) => self.now() - at >= interval,
+            Some(at) => self.now().saturating_sub(at) >= interval,
         };
         if !due {
             return Ok(());
@@ -351,7 +378,7 @@ impl Client {
             .header(http::header::AUTHORIZATION, authorization)
             .header(http::header::ACCEPT, "application/json");
         let serial = if request.encrypted {
-            self.0.keys.encryption_key().map(|(serial, _)| serial)
+            self.0.keys.encryption_key(self.now()).map(|(serial, _)| serial)
         } else {
             self.0.keys.request_serial().map(str::to_owned)
         };
@@ -382,7 +409,7 @@ impl Client {
         };
         match check(&self.0.keys) {
             Ok(()) => Ok(()),
-            Err(e) if e.wants_certificate_refresh() && self.unknown_serial_refresh_due() => {
+            Err(e) if e.wants_certificate_refresh() && self.claim_unknown_serial_refresh() => {
                 self.refresh_certificates().await?;
                 check(&self.0.keys).map_err(Error::ResponseSignature)
             }

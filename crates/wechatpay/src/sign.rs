@@ -160,7 +160,8 @@ impl Authorization {
         key: &RsaPublicKey,
         now: i64,
     ) -> Result<(), AuthError> {
-        if (now - self.timestamp).abs() > crate::verify::MAX_SKEW_SECS {
+        // `abs_diff`: an absurd timestamp cannot overflow the subtraction.
+        if now.abs_diff(self.timestamp) > crate::verify::MAX_SKEW_SECS.unsigned_abs() {
             return Err(AuthError::Stale);
         }
         let signature = BASE64.decode(&self.signature).map_err(|_| AuthError::Signature)?;
@@ -200,5 +201,17 @@ mod tests {
             ),
             Err(AuthError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn absurd_timestamps_are_stale_not_an_overflow() {
+        let key = RsaPublicKey::from_pem(include_str!("../../../testdata/wechatpay_public_key.pem")).expect("key");
+        for (timestamp, now) in [(i64::MIN, 1), (i64::MAX, -1), (i64::MIN, i64::MAX)] {
+            let header = format!(
+                "WECHATPAY2-SHA256-RSA2048 mchid=\"1\",nonce_str=\"n\",timestamp=\"{timestamp}\",serial_no=\"s\",signature=\"eA==\""
+            );
+            let auth = Authorization::parse(&header).expect("parses");
+            assert_eq!(auth.verify("GET", "/v3/x", "", &key, now), Err(AuthError::Stale), "{timestamp} at {now}");
+        }
     }
 }

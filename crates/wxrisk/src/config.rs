@@ -67,6 +67,7 @@ pub struct Config {
     pub complaints: ComplaintsConfig,
     pub risk: RiskConfig,
     pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
 }
 
 /// `/metrics`.
@@ -74,6 +75,21 @@ pub struct Config {
 pub struct MetricsConfig {
     /// The bearer token a scraper must send; `None`: `/metrics` is public.
     pub token: Option<SecretString>,
+}
+
+/// How long finished work is kept (see `workflow::retention` for what is deleted and why that is safe).
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Finished jobs with their attempts and deliveries, and inbound notifications, older than this many days are
+    /// deleted; 7 to 3650.
+    pub days: i64,
+}
+
+impl RetentionConfig {
+    /// The retention in milliseconds.
+    pub fn millis(&self) -> i64 {
+        self.days.saturating_mul(86_400_000)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,12 +186,19 @@ struct RawConfig {
     complaints: RawComplaints,
     risk: RawRisk,
     metrics: RawMetrics,
+    retention: RawRetention,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     token: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    days: i64,
 }
 
 #[derive(Deserialize)]
@@ -309,7 +332,7 @@ impl Config {
              [complaints]\nlegacy_prefix = \"{prefix}\"\ncallback_max_body_bytes = {cbody}\nrejection_log_size = {rlog}\n\
              reconcile_interval = \"{rint}\"\nreconcile_backfill_days = {rback}\nreply_deadline = \"{rdl}\"\n\
              resolve_deadline = \"{sdl}\"\ndue_soon = \"{dsoon}\"\nreply_per_minute = {rpm}\n\
-             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n\n[metrics]\ntoken = {mtoken}\n",
+             history_per_minute = {hpm}\n\n[risk]\nalert_score = {ascore}\n\n[metrics]\ntoken = {mtoken}\n\n[retention]\ndays = {rdays}\n",
             listen = self.listen,
             data_dir = serde_json::Value::String(self.data_dir.display().to_string()),
             db = redact_url_password(&self.database_url),
@@ -358,6 +381,7 @@ impl Config {
             hpm = self.complaints.history_per_minute,
             ascore = self.risk.alert_score,
             mtoken = redact(&self.metrics.token, "/metrics is public"),
+            rdays = self.retention.days,
         )
     }
 
@@ -483,6 +507,12 @@ impl RawConfig {
         }
         let risk = RiskConfig { alert_score: self.risk.alert_score };
         let metrics = self.metrics.validate()?;
+        // At least a week: WeChat redelivers a notification for about a day, and intake ignores notifications
+        // created more than `days - 1` days ago (their records may be gone), so the margin must stay wide.
+        if !(7..=3650).contains(&self.retention.days) {
+            return Err(ConfigError::invalid("retention.days", "must be 7 to 3650"));
+        }
+        let retention = RetentionConfig { days: self.retention.days };
         Ok(Config {
             listen,
             data_dir: self.data_dir,
@@ -500,6 +530,7 @@ impl RawConfig {
             complaints,
             risk,
             metrics,
+            retention,
         })
     }
 }

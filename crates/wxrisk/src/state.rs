@@ -28,6 +28,7 @@ struct Inner {
     guarded_http: reqwest::Client,
     wechat: WechatClients,
     rejections: RejectionBudget,
+    intake_guards: crate::intake::IntakeGuards,
     inbox: std::sync::OnceLock<crate::intake::Inbox>,
 }
 
@@ -86,6 +87,7 @@ impl AppState {
             guarded_http,
             wechat: WechatClients::default(),
             rejections: RejectionBudget::default(),
+            intake_guards: crate::intake::IntakeGuards::default(),
             inbox: std::sync::OnceLock::new(),
         })))
     }
@@ -102,6 +104,11 @@ impl AppState {
 
     pub fn rejection_budget(&self) -> &RejectionBudget {
         &self.0.rejections
+    }
+
+    /// The callback door's in-memory guards (warning rate limit, certificate downloads started).
+    pub fn intake_guards(&self) -> &crate::intake::IntakeGuards {
+        &self.0.intake_guards
     }
 
     pub fn config(&self) -> &Config {

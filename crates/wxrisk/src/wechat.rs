@@ -5,6 +5,13 @@
 //! compares the provider's `updated_at` (one indexed read) and rebuilds the client when it changed — so an edit
 //! made through another instance takes effect here within seconds. A client's clock is always the system clock:
 //! WeChat Pay checks request timestamps against real time even when the app runs on a test clock.
+//!
+//! A provider id that names no provider is remembered as unknown for [`UNKNOWN_FOR`] (by the app's clock), so a
+//! flood of callbacks to `/callbacks/{id}/…` with made-up ids costs one database read per id and minute, not one
+//! per request. Creating a provider through this process forgets that memory for its id at once
+//! ([`WechatClients::forget`]); a provider created through another instance (or `wxrisk` commands) is found here
+//! at most [`UNKNOWN_FOR`] later — WeChat Pay retries a refused callback for about a day, so nothing is lost. At
+//! most [`MAX_UNKNOWN`] ids are remembered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +27,10 @@ use crate::store::secrets::{PROVIDER_APIV3_KEY, PROVIDER_PRIVATE_KEY};
 
 /// How long a cached client is used without looking at the provider row again.
 pub const RECHECK: Duration = Duration::from_secs(5);
+/// How long a provider id that names no provider is answered from memory.
+pub const UNKNOWN_FOR: Duration = Duration::from_secs(60);
+/// Most unknown ids remembered at once (the memory of an id-guessing flood stays bounded).
+pub const MAX_UNKNOWN: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -43,6 +54,10 @@ pub struct WechatClients {
     cache: Mutex<HashMap<i64, Cached>>,
     /// The ids of all providers, for the legacy callback path (refreshed like a client).
     all: Mutex<Option<(Instant, Vec<i64>)>>,
+    /// Provider ids found to name no provider, each until this time (app clock, Unix ms).
+    unknown: Mutex<HashMap<i64, i64>>,
+    /// Reads of a provider row made by [`WechatClients::get`] (observability, and tests of the memory above).
+    lookups: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for WechatClients {
@@ -60,9 +75,15 @@ impl WechatClients {
         {
             return Ok(Some(cached.client.clone()));
         }
+        let now = state.now_ms();
+        if cached.is_none() && self.known_unknown(provider_id, now) {
+            return Ok(None);
+        }
         let mut conn = state.store().conn().await?;
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(updated_at) = providers::updated_at(&mut conn, provider_id).await? else {
             self.lock().remove(&provider_id);
+            self.remember_unknown(provider_id, now);
             return Ok(None);
         };
         if let Some(cached) = cached.filter(|c| c.updated_at == updated_at) {
@@ -96,10 +117,35 @@ impl WechatClients {
         Ok(ids)
     }
 
-    /// Forget a provider's client (after an edit in this process, so the next call rebuilds at once).
+    /// Forget a provider's client (after an edit in this process, so the next call rebuilds at once), and that
+    /// its id was unknown (after creating it, so its callbacks are taken at once).
     pub fn forget(&self, provider_id: i64) {
         self.lock().remove(&provider_id);
+        self.unknown.lock().unwrap_or_else(|p| p.into_inner()).remove(&provider_id);
         *self.all.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// How many times [`WechatClients::get`] has read a provider row.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn known_unknown(&self, provider_id: i64, now: i64) -> bool {
+        let unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        unknown.get(&provider_id).is_some_and(|until| now < *until)
+    }
+
+    fn remember_unknown(&self, provider_id: i64, now: i64) {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        if unknown.len() >= MAX_UNKNOWN {
+            unknown.retain(|_, until| now < *until);
+            if unknown.len() >= MAX_UNKNOWN {
+                // Still full of live entries: start over rather than grow (costs reads, never memory).
+                unknown.clear();
+            }
+        }
+        let ms = i64::try_from(UNKNOWN_FOR.as_millis()).unwrap_or(60_000);
+        unknown.insert(provider_id, now.saturating_add(ms));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Cached>> {

@@ -45,8 +45,26 @@ impl Identity {
         })
     }
 
-    /// A new RSA-2048 key and a self-signed certificate with a random 20-byte serial.
+    /// A new RSA-2048 key and a self-signed certificate with a random 20-byte serial, valid from yesterday for five
+    /// years.
     pub fn generate(organization: &str, common_name: &str) -> Result<Self, KeysError> {
+        let now = time::OffsetDateTime::now_utc();
+        Self::generate_valid(
+            organization,
+            common_name,
+            now - time::Duration::days(1),
+            now + time::Duration::days(5 * 365),
+        )
+    }
+
+    /// Like [`Identity::generate`], valid from `not_before` to `not_after` (for certificates that have expired or
+    /// are not valid yet).
+    pub fn generate_valid(
+        organization: &str,
+        common_name: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<Self, KeysError> {
         let err = |e: rcgen::Error| KeysError::Generate(e.to_string());
         let key_pair = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).map_err(err)?;
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -59,9 +77,8 @@ impl Identity {
         aws_lc_rs::rand::fill(&mut serial).map_err(|_| KeysError::Generate("no randomness".into()))?;
         serial[0] = (serial[0] & 0x7f) | 0x10; // positive, and 40 hex digits like WeChat's
         params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(5 * 365);
+        params.not_before = not_before;
+        params.not_after = not_after;
         let cert = params.self_signed(&key_pair).map_err(err)?;
         Self::from_pem(&key_pair.serialize_pem(), &cert.pem())
     }

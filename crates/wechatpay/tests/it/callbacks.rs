@@ -15,7 +15,11 @@ use crate::testdata;
 const APIV3: &[u8; 32] = b"0123456789abcdefABCDEF0123456789";
 const SERIAL: &str = "3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345";
 const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0116571234562024052000123400000000";
-const NOW: i64 = 1_764_217_606;
+/// 2026-11-27T17:20:00Z: inside the validity of `testdata/platform_cert.pem` (2026-11-27T05:31Z to 2036-11-24T05:31Z).
+const NOW: i64 = 1_795_800_000;
+/// The test platform certificate's validity, Unix seconds.
+const CERT_NOT_BEFORE: i64 = 1_795_757_460;
+const CERT_NOT_AFTER: i64 = 2_111_117_460;
 
 fn platform_key() -> RsaPrivateKey {
     RsaPrivateKey::from_pem(&testdata("other_key.pem")).expect("platform key")
@@ -125,7 +129,7 @@ fn every_tampering_is_refused() {
     assert_eq!(expect_signature_error(&keys, &probe, &body, NOW), VerifyError::Probe);
 
     let mut garbage = headers.clone();
-    garbage.insert("Wechatpay-Signature", "!!! not base64 !!!".parse().expect("h"));
+    garbage.insert("Wechatpay-Signature", "abc".parse().expect("h"));
     assert_eq!(expect_signature_error(&keys, &garbage, &body, NOW), VerifyError::BadSignatureEncoding);
 
     assert!(matches!(expect_signature_error(&keys, &headers, &body, NOW + 301), VerifyError::Stale { .. }));
@@ -133,8 +137,8 @@ fn every_tampering_is_refused() {
     verify_notification(&keys, &headers, &body, NOW + 300).expect("exactly 5 minutes is still fine");
 
     let mut bad_time = headers.clone();
-    bad_time.insert("Wechatpay-Timestamp", "yesterday".parse().expect("h"));
-    assert_eq!(expect_signature_error(&keys, &bad_time, &body, NOW), VerifyError::BadTimestamp);
+    bad_time.insert("Wechatpay-Timestamp", "9999999999999999999".parse().expect("h"));
+    assert_eq!(expect_signature_error(&keys, &bad_time, &body, NOW), VerifyError::BadTimestamp, "over i64::MAX");
 
     let mut other_type = headers.clone();
     other_type.insert("Wechatpay-Signature-Type", "WECHATPAY2-SM2-WITH-SM3".parse().expect("h"));
@@ -179,4 +183,118 @@ fn signed_but_undecryptable_or_malformed_bodies_are_errors() {
         let result = verify_notification(&keys, &headers_for(&bad, SERIAL, NOW), &bad, NOW);
         assert!(matches!(result, Err(CallbackError::Malformed(_))), "{result:?}");
     }
+}
+
+#[test]
+fn malformed_headers_are_refused_before_any_key_is_looked_up() {
+    let key = Apiv3Key::new(APIV3).expect("key");
+    let body = complaint_body(&key);
+    let headers = headers_for(&body, SERIAL, NOW);
+    // No keys at all: a well-formed header would be an unknown serial; a malformed one never gets that far.
+    let nobody = PlatformKeys::default();
+    assert!(matches!(expect_signature_error(&nobody, &headers, &body, NOW), VerifyError::UnknownSerial(_)));
+    let signature = headers["Wechatpay-Signature"].to_str().expect("ascii").to_owned();
+    let cases: Vec<(&str, String)> = vec![
+        ("Wechatpay-Serial", "A".repeat(41)),
+        ("Wechatpay-Serial", "XYZ".into()),
+        ("Wechatpay-Serial", "PUB_KEY_ID_12ab".into()),
+        ("Wechatpay-Serial", format!("PUB_KEY_ID_{}", "1".repeat(41))),
+        ("Wechatpay-Signature", "A".repeat(1025)),
+        ("Wechatpay-Signature", "!!! not base64 !!!".into()),
+        ("Wechatpay-Signature", format!("{signature}%")),
+        ("Wechatpay-Timestamp", "yesterday".into()),
+        ("Wechatpay-Timestamp", "-5".into()),
+        ("Wechatpay-Timestamp", "99999999999999999999".into()),
+        ("Wechatpay-Timestamp", "1795800000.5".into()),
+        ("Wechatpay-Nonce", "n".repeat(65)),
+        ("Wechatpay-Nonce", "two words".into()),
+        ("Wechatpay-Signature-Type", "W".repeat(65)),
+    ];
+    for (name, value) in cases {
+        let mut bad = headers.clone();
+        bad.insert(name, value.parse().expect("header"));
+        for keys in [&nobody, &cert_keys()] {
+            match expect_signature_error(keys, &bad, &body, NOW) {
+                VerifyError::MalformedHeader { header, .. } => assert_eq!(header, name, "{value}"),
+                other => panic!("{name} = {value}: {other:?}"),
+            }
+        }
+        // What an error says quotes little of what was sent.
+        let message = expect_signature_error(&nobody, &bad, &body, NOW).to_string();
+        assert!(message.len() < 200 && !message.contains(&value), "{message}");
+    }
+    // At the limits, still well-formed.
+    let mut edge = headers.clone();
+    edge.insert("Wechatpay-Nonce", "n".repeat(64).parse().expect("h"));
+    assert_eq!(expect_signature_error(&cert_keys(), &edge, &body, NOW), VerifyError::Mismatch);
+    edge.insert("Wechatpay-Serial", format!("PUB_KEY_ID_{}", "1".repeat(40)).parse().expect("h"));
+    assert!(matches!(expect_signature_error(&cert_keys(), &edge, &body, NOW), VerifyError::UnknownPublicKey(_)));
+}
+
+#[test]
+fn timestamps_at_the_ends_of_the_range_are_refused_without_overflow() {
+    let key = Apiv3Key::new(APIV3).expect("key");
+    let body = complaint_body(&key);
+    let keys = cert_keys();
+    let headers = headers_for(&body, SERIAL, NOW);
+    let mut max = headers.clone();
+    max.insert("Wechatpay-Timestamp", i64::MAX.to_string().parse().expect("h"));
+    let mut huge = headers.clone();
+    huge.insert("Wechatpay-Timestamp", "99999999999999999999".parse().expect("h"));
+    for now in [NOW, 0, -1, i64::MIN, i64::MAX] {
+        let stale = expect_signature_error(&keys, &max, &body, now);
+        if now == i64::MAX {
+            assert!(
+                matches!(stale, VerifyError::CertificateExpired { .. }),
+                "in the window, but long after the certificate: {stale:?}"
+            );
+        } else {
+            assert!(matches!(stale, VerifyError::Stale { .. }), "{now}: {stale:?}");
+        }
+        assert!(
+            matches!(
+                expect_signature_error(&keys, &huge, &body, now),
+                VerifyError::MalformedHeader { header: "Wechatpay-Timestamp", .. }
+            ),
+            "{now}"
+        );
+    }
+    // The genuine headers against clocks at the ends of the range.
+    for now in [i64::MIN, i64::MAX] {
+        assert!(matches!(expect_signature_error(&keys, &headers, &body, now), VerifyError::Stale { .. }));
+    }
+}
+
+#[test]
+fn a_platform_certificate_outside_its_validity_verifies_nothing_and_encrypts_nothing() {
+    let key = Apiv3Key::new(APIV3).expect("key");
+    let body = complaint_body(&key);
+    let keys = cert_keys();
+    // Signed in the last second of the certificate's validity: fine; one second later: expired.
+    let at_end = headers_for(&body, SERIAL, CERT_NOT_AFTER);
+    verify_notification(&keys, &at_end, &body, CERT_NOT_AFTER).expect("the last valid second");
+    let after = headers_for(&body, SERIAL, CERT_NOT_AFTER + 1);
+    assert_eq!(
+        expect_signature_error(&keys, &after, &body, CERT_NOT_AFTER + 1),
+        VerifyError::CertificateExpired { serial: SERIAL.into(), not_after: CERT_NOT_AFTER }
+    );
+    let before = headers_for(&body, SERIAL, CERT_NOT_BEFORE - 1);
+    assert_eq!(
+        expect_signature_error(&keys, &before, &body, CERT_NOT_BEFORE - 1),
+        VerifyError::CertificateNotYetValid { serial: SERIAL.into(), not_before: CERT_NOT_BEFORE }
+    );
+    let refused = expect_signature_error(&keys, &after, &body, CERT_NOT_AFTER + 1).to_string();
+    assert!(refused.contains("expired") && refused.contains(SERIAL), "{refused}");
+    assert!(!VerifyError::CertificateExpired { serial: SERIAL.into(), not_after: 0 }.wants_certificate_refresh());
+
+    // Nor is it used to encrypt; the public key still is.
+    assert_eq!(keys.encryption_key(NOW).map(|(serial, _)| serial).as_deref(), Some(SERIAL));
+    assert!(keys.encryption_key(CERT_NOT_AFTER + 1).is_none());
+    assert!(keys.encryption_key(CERT_NOT_BEFORE - 1).is_none());
+    assert!(public_keys().encryption_key(CERT_NOT_AFTER + 1).is_some());
+
+    // Dropped once expired.
+    assert!(keys.remove_expired(CERT_NOT_AFTER).is_empty());
+    assert_eq!(keys.remove_expired(CERT_NOT_AFTER + 1), vec![SERIAL.to_owned()]);
+    assert!(!keys.has_certificates());
 }

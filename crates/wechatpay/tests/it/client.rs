@@ -59,6 +59,8 @@ struct Fake {
     answers: Mutex<VecDeque<Answer>>,
     requests: Mutex<Vec<Recorded>>,
     delay: Mutex<Duration>,
+    /// More certificates `/v3/certificates` lists after the platform certificate: (serial, PEM).
+    extra_certificates: Mutex<Vec<(String, String)>>,
 }
 
 async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -99,7 +101,7 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, headers
             .into_response();
     }
     let (status, value, extra) = if target == "/v3/certificates" {
-        (200, certificates_body(), Vec::new())
+        (200, certificates_body(&fake.extra_certificates.lock().expect("lock")), Vec::new())
     } else {
         fake.answers.lock().expect("lock").pop_front().unwrap_or((204, Value::Null, Vec::new()))
     };
@@ -142,13 +144,29 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// What `/v3/certificates` answers: the platform certificate, encrypted under the APIv3 key.
-fn certificates_body() -> Value {
+/// What `/v3/certificates` answers: the platform certificate (and any `extra`), encrypted under the APIv3 key.
+fn certificates_body(extra: &[(String, String)]) -> Value {
     let key = Apiv3Key::new(APIV3_KEY).expect("key");
     let nonce = "27cf2d9b1c5e";
-    let ciphertext = key.encrypt(&testdata("platform_cert.pem"), nonce, Some("certificate")).expect("encrypt");
-    json!({"data": [{"serial_no": PLATFORM_SERIAL, "effective_time": "2026-11-27T13:31:00+08:00", "expire_time": "2036-11-24T13:31:00+08:00",
-        "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "certificate", "ciphertext": ciphertext}}]})
+    let entry = |serial: &str, pem: &str| {
+        let ciphertext = key.encrypt(pem, nonce, Some("certificate")).expect("encrypt");
+        json!({"serial_no": serial, "effective_time": "2026-11-27T13:31:00+08:00", "expire_time": "2036-11-24T13:31:00+08:00",
+            "encrypt_certificate": {"algorithm": "AEAD_AES_256_GCM", "nonce": nonce, "associated_data": "certificate", "ciphertext": ciphertext}})
+    };
+    let mut data = vec![entry(PLATFORM_SERIAL, &testdata("platform_cert.pem"))];
+    data.extend(extra.iter().map(|(serial, pem)| entry(serial, pem)));
+    json!({ "data": data })
+}
+
+/// A self-signed RSA certificate valid from `not_before` to `not_after` (Unix seconds): (serial, PEM).
+fn certificate_valid(serial: [u8; 20], not_before: i64, not_after: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).expect("time");
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).expect("time");
+    let cert = params.self_signed(&key).expect("certificate");
+    (hex::encode_upper(serial), cert.pem())
 }
 
 struct Setup {
@@ -167,6 +185,7 @@ impl Setup {
             answers: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            extra_certificates: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new().fallback(handle).with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -602,6 +621,59 @@ async fn an_unknown_serial_refreshes_at_most_once_a_minute() {
     clock_value.fetch_add(61, std::sync::atomic::Ordering::SeqCst);
     assert!(client.verify_notification(&headers, notification.as_bytes()).await.is_err());
     assert_eq!(downloads(), after + 1, "a minute later, one more");
+}
+
+#[tokio::test]
+async fn expired_certificates_are_not_taken_from_a_download_nor_used_when_held() {
+    let setup = Setup::start().await;
+    let now = now();
+    // WeChat lists one certificate that expired yesterday and one that starts tomorrow, beside the current one.
+    let expired = certificate_valid([0x41; 20], now - 400 * 86_400, now - 86_400);
+    let future = certificate_valid([0x42; 20], now + 86_400, now + 400 * 86_400);
+    setup.fake.extra_certificates.lock().expect("lock").extend([expired.clone(), future.clone()]);
+    let client = setup.client_with(false, false, None);
+    let held: Vec<String> =
+        client.refresh_certificates().await.expect("download").into_iter().map(|c| c.serial).collect();
+    assert!(held.contains(&PLATFORM_SERIAL.to_owned()), "{held:?}");
+    assert!(!held.contains(&expired.0), "an expired certificate is not taken: {held:?}");
+    assert!(held.contains(&future.0), "a successor is held until it becomes valid: {held:?}");
+    // The one not yet valid is never the encryption key, though its expiry is the latest.
+    assert_eq!(client.encrypt_sensitive("x").expect("encrypt").0, PLATFORM_SERIAL);
+
+    // Given one that has expired (loaded from storage, say): kept only to refuse its signatures by name.
+    let pem = PlatformCertificate::from_pem(&expired.1).expect("cert");
+    let loaded = Client::new(
+        ClientConfig { base_url: url::Url::parse(&setup.base).expect("url"), ..ClientConfig::default() },
+        Credentials {
+            mchid: MCHID.into(),
+            merchant_cert_serial: MERCHANT_SERIAL.into(),
+            private_key: Arc::new(RsaPrivateKey::from_pem(&testdata("merchant_key.pem")).expect("key")),
+            apiv3_key: Apiv3Key::new(APIV3_KEY).expect("apiv3"),
+        },
+        None,
+        vec![pem],
+    )
+    .expect("client");
+    assert!(loaded.encrypt_sensitive("x").is_err(), "an expired certificate encrypts nothing");
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("Wechatpay-Timestamp", now.to_string()),
+        ("Wechatpay-Nonce", "n".into()),
+        ("Wechatpay-Signature", "AAAA".into()),
+        ("Wechatpay-Serial", expired.0.clone()),
+    ] {
+        headers.insert(name, value.parse().expect("header"));
+    }
+    match loaded.verify_notification(&headers, b"{}").await {
+        Err(wechatpay::callback::CallbackError::Signature(VerifyError::CertificateExpired { serial, .. })) => {
+            assert_eq!(serial, expired.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        setup.requests().iter().filter(|r| r.target == "/v3/certificates").count() == 1,
+        "an expired serial is not unknown: no download for it"
+    );
 }
 
 #[tokio::test]

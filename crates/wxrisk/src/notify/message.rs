@@ -36,10 +36,12 @@ pub enum EventKind {
     JobDead,
     /// Complaints from before the provider's automation start, found by reconciliation: summed up once, not acted on.
     ComplaintsBacklog,
+    /// The provider's merchant API certificate or WeChat Pay platform certificate expires within 30 days.
+    CertificateExpiring,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::ComplaintCreated,
         EventKind::ComplaintContinued,
         EventKind::ComplaintUserReplied,
@@ -55,6 +57,7 @@ impl EventKind {
         EventKind::RiskAlert,
         EventKind::JobDead,
         EventKind::ComplaintsBacklog,
+        EventKind::CertificateExpiring,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +77,7 @@ impl EventKind {
             EventKind::RiskAlert => "risk_alert",
             EventKind::JobDead => "job_dead",
             EventKind::ComplaintsBacklog => "complaints_backlog",
+            EventKind::CertificateExpiring => "certificate_expiring",
         }
     }
 
@@ -112,6 +116,7 @@ impl EventKind {
             EventKind::RiskAlert => ("风险预警", "Risk alert"),
             EventKind::JobDead => ("任务失败", "Task failed"),
             EventKind::ComplaintsBacklog => ("历史投诉汇总", "Complaints from before automation"),
+            EventKind::CertificateExpiring => ("证书即将过期", "Certificate expiring"),
         };
         locale.pick(zh, en)
     }
@@ -125,6 +130,12 @@ impl EventKind {
             }
             (EventKind::ComplaintsBacklog, Locale::En) => {
                 "[{{ event.label }}] {{ data.backlog.count }} complaint(s) not handled automatically"
+            }
+            (EventKind::CertificateExpiring, Locale::Zh) => {
+                "【{{ event.label }}】{{ provider.name }}：{% if data.certificate.kind == 'merchant' %}商户API证书{% else %}微信支付平台证书{% endif %} {{ data.certificate.serial }}"
+            }
+            (EventKind::CertificateExpiring, Locale::En) => {
+                "[{{ event.label }}] {{ provider.name }}: {% if data.certificate.kind == 'merchant' %}merchant API certificate{% else %}WeChat Pay platform certificate{% endif %} {{ data.certificate.serial }}"
             }
             (k, Locale::Zh) if k.is_about_merchant() => {
                 "【{{ event.label }}】{{ merchant.name }}（{{ merchant.mchid }}）"
@@ -250,7 +261,7 @@ fn facts(kind: EventKind, data: &Value, locale: Locale) -> Vec<(&'static str, St
         }
     };
     let merchant = &data["merchant"];
-    if !matches!(kind, EventKind::JobDead | EventKind::ComplaintsBacklog) {
+    if !matches!(kind, EventKind::JobDead | EventKind::ComplaintsBacklog | EventKind::CertificateExpiring) {
         let name =
             text(&merchant["name"]).unwrap_or_else(|| l("未登记的子商户", "unregistered sub-merchant").to_owned());
         add(l("子商户", "Sub-merchant"), text(&merchant["mchid"]).map(|m| format!("{name}（{m}）")));
@@ -296,7 +307,69 @@ fn facts(kind: EventKind, data: &Value, locale: Locale) -> Vec<(&'static str, St
     let job = &data["job"];
     add(l("任务", "Task"), text(&job["kind"]).map(|k| format!("{k} #{}", text(&job["id"]).unwrap_or_default())));
     add(l("错误", "Error"), text(&job["error"]));
+    let certificate = &data["certificate"];
+    if let Some(which) = certificate["kind"].as_str() {
+        add(l("证书", "Certificate"), Some(certificate_label(which, locale).to_owned()));
+        add(l("序列号", "Serial"), text(&certificate["serial"]));
+        add(
+            l("到期时间", "Expires"),
+            certificate["not_after_ms"]
+                .as_i64()
+                .map(|ms| format!("{}{}", china_time(ms), l("（北京时间）", " (Asia/Shanghai)"))),
+        );
+        add(
+            l("剩余天数", "Days left"),
+            certificate["days_left"]
+                .as_i64()
+                .map(|d| if d > 0 { d.to_string() } else { l("已过期", "expired").to_owned() }),
+        );
+        add(l("处理方法", "What to do"), Some(certificate_advice(which, data["provider"]["id"].as_i64(), locale)));
+    }
     facts
+}
+
+/// Which certificate, in words.
+fn certificate_label(kind: &str, locale: Locale) -> &'static str {
+    if kind == "merchant" {
+        locale.pick("商户API证书（apiclient_cert）", "merchant API certificate (apiclient_cert)")
+    } else {
+        locale.pick("微信支付平台证书", "WeChat Pay platform certificate")
+    }
+}
+
+/// What to do before the certificate expires: renew the merchant certificate; for the platform certificate, switch
+/// to the WeChat Pay public key (微信支付公钥), which does not expire and which WeChat issues in its place.
+fn certificate_advice(kind: &str, provider_id: Option<i64>, locale: Locale) -> String {
+    let patch = match provider_id {
+        Some(id) => format!("PATCH /api/v1/providers/{id}"),
+        None => "PATCH /api/v1/providers/{id}".to_owned(),
+    };
+    match (kind, locale) {
+        ("merchant", Locale::Zh) => format!(
+            "商户API证书过期后，微信支付会拒绝该服务商的所有请求（回复、退款、完结投诉）。请在商户平台「账户中心 → API安全 → API证书」申请新证书，\
+             然后在 wxrisk 中更新该服务商的 merchant_cert_serial、merchant_private_key_pem 和 merchant_cert_pem（{patch}）。\
+             验证微信支付的签名则可改用微信支付公钥：「账户中心 → API安全 → 微信支付公钥」，填入 wechatpay_public_key_id 和 wechatpay_public_key_pem。"
+        ),
+        ("merchant", Locale::En) => format!(
+            "Once the merchant API certificate expires, WeChat Pay refuses every request of this provider (replies, refunds, \
+             completions). Apply for a new one in the merchant platform (Account Center → API Security → API certificate), then \
+             update merchant_cert_serial, merchant_private_key_pem and merchant_cert_pem of this provider in wxrisk ({patch}). \
+             To verify WeChat Pay's signatures, switch to the WeChat Pay public key (微信支付公钥): Account Center → API Security → \
+             WeChat Pay public key; set wechatpay_public_key_id and wechatpay_public_key_pem."
+        ),
+        (_, Locale::Zh) => format!(
+            "平台证书过期后，用它签名的回调和应答都无法验证。请改用微信支付公钥：登录商户平台「账户中心 → API安全 → 微信支付公钥」，\
+             申请并下载公钥文件（pub_key.pem）和公钥ID（PUB_KEY_ID_开头），在 wxrisk 中为该服务商填写 wechatpay_public_key_id 和 \
+             wechatpay_public_key_pem（{patch}）。切换期间 wxrisk 同时接受平台证书和公钥的签名，填好后即可在商户平台开启切换。"
+        ),
+        (_, Locale::En) => format!(
+            "Once the platform certificate expires, callbacks and answers signed with it cannot be verified. Switch to the \
+             WeChat Pay public key (微信支付公钥): in the merchant platform, Account Center → API Security → WeChat Pay public key, \
+             apply for it and download the key file (pub_key.pem) and its id (PUB_KEY_ID_…); set wechatpay_public_key_id and \
+             wechatpay_public_key_pem on this provider in wxrisk ({patch}). wxrisk accepts signatures by both during the \
+             switch, so turn the switch on in the merchant platform once they are set."
+        ),
+    }
 }
 
 /// Short named values for template keywords and SMS parameters.
@@ -318,7 +391,14 @@ fn fields(kind: EventKind, data: &Value, locale: Locale, subject: &str) -> BTree
     put("out_refund_no", text(&data["refund"]["out_refund_no"]));
     put("amount", data["refund"]["amount_fen"].as_i64().or_else(|| data["complaint"]["amount_fen"].as_i64()).map(yuan));
     put("time", data["complaint"]["time_ms"].as_i64().or_else(|| data["time_ms"].as_i64()).map(china_time));
-    put("deadline", data["complaint"]["deadline_ms"].as_i64().map(china_time));
+    put(
+        "deadline",
+        data["complaint"]["deadline_ms"]
+            .as_i64()
+            .or_else(|| data["certificate"]["not_after_ms"].as_i64())
+            .map(china_time),
+    );
+    put("certificate_serial", text(&data["certificate"]["serial"]));
     let actions: Vec<String> =
         data["actions"].as_array().map(|a| a.iter().filter_map(text).collect()).unwrap_or_default();
     put("actions", (!actions.is_empty()).then(|| actions.join(locale.pick("；", "; "))));
@@ -436,6 +516,7 @@ pub fn sample_data(kind: EventKind, now_ms: i64) -> Value {
         "risk": if kind == EventKind::RiskAlert { json!({"score": 72, "threshold": 60, "summary": "30 天：投诉 12 起（重复 3，平台介入 2），超时 1 起，处罚 1 次，拦截 0 次"}) } else { Value::Null },
         "job": if kind == EventKind::JobDead { json!({"id": 1, "kind": "complaint.reply", "error": "HTTP 400: PARAM_ERROR"}) } else { Value::Null },
         "backlog": if kind == EventKind::ComplaintsBacklog { json!({"count": 37, "open": 12, "amount_fen": 183_400, "first_ms": now_ms - 29 * 86_400_000, "last_ms": now_ms - 3_600_000, "automation_since_ms": now_ms}) } else { Value::Null },
+        "certificate": if kind == EventKind::CertificateExpiring { json!({"kind": "platform", "serial": "3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345", "not_after_ms": now_ms + 30 * 86_400_000, "days_left": 30}) } else { Value::Null },
         "actions": ["已自动回复", "已发起退款 ¥9.90"],
         "time_ms": now_ms,
     })
@@ -509,7 +590,7 @@ mod tests {
                 assert!(message.text.contains(&message.subject));
                 assert!(message.html.contains("https://risk.example.com/x"), "{}", message.html);
                 match kind {
-                    EventKind::JobDead => {}
+                    EventKind::JobDead | EventKind::CertificateExpiring => {}
                     EventKind::ComplaintsBacklog => {
                         assert!(
                             message.subject.contains("37") && message.text.contains("¥1834.00"),
@@ -546,6 +627,23 @@ mod tests {
         .expect("en");
         assert!(en.subject.starts_with("[Violation penalty]"));
         assert!(en.urgent);
+    }
+
+    #[test]
+    fn certificate_alerts_name_the_certificate_its_expiry_in_shanghai_time_and_the_way_out() {
+        let mut data = sample_data(EventKind::CertificateExpiring, NOW);
+        data["provider"] = json!({"id": 7, "name": "示例服务商", "mchid": "1900000100"});
+        data["certificate"]["not_after_ms"] = json!(2_111_117_460_000_i64);
+        let zh = render(EventKind::CertificateExpiring, Locale::Zh, &data, None, NOW, None).expect("zh");
+        assert!(zh.subject.contains("微信支付平台证书 3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345"), "{}", zh.subject);
+        assert!(zh.text.contains("2036-11-24 13:31（北京时间）"), "{}", zh.text);
+        assert!(zh.text.contains("微信支付公钥") && zh.text.contains("PATCH /api/v1/providers/7"), "{}", zh.text);
+        assert_eq!(zh.fields["certificate_serial"], "3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345");
+        data["certificate"]["kind"] = json!("merchant");
+        let en = render(EventKind::CertificateExpiring, Locale::En, &data, None, NOW, None).expect("en");
+        assert!(en.subject.contains("merchant API certificate"), "{}", en.subject);
+        assert!(en.text.contains("2036-11-24 13:31 (Asia/Shanghai)"), "{}", en.text);
+        assert!(en.text.contains("API certificate") && en.text.contains("WeChat Pay public key"), "{}", en.text);
     }
 
     #[test]

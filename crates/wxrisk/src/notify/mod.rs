@@ -174,6 +174,10 @@ pub mod links {
     pub fn job(job_id: i64) -> String {
         format!("/console/jobs/{job_id}")
     }
+
+    pub fn provider(provider_id: i64) -> String {
+        format!("/console/providers/{provider_id}")
+    }
 }
 
 /// Tell the provider that one of its jobs (a reply, a refund …) is dead, inside the transaction that marks it so.

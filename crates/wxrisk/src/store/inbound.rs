@@ -1,5 +1,10 @@
 //! `inbound_notifications` (verified, decrypted callbacks: the inbox) and `callback_rejections` (the capped log
 //! of refused ones).
+//!
+//! The rejection log is bounded in rows and in bytes: [`reject`] keeps the newest `keep` rows, and cuts every text
+//! it stores (path, reason, detail, serial) to a fixed number of characters, so no row is larger than
+//! [`MAX_REJECTION_ROW_BYTES`] and the log never holds more than `keep × MAX_REJECTION_ROW_BYTES` bytes of values
+//! (about 2.3 MB at the default `complaints.rejection_log_size` of 1,000), whatever a sender puts in its request.
 
 use sqlx::AnyConnection;
 
@@ -69,6 +74,26 @@ pub async fn insert_many(conn: &mut AnyConnection, batch: &[NewInbound<'_>], now
         .collect()
 }
 
+/// Most characters kept of a value taken from a refused request (a header, a path segment).
+pub const MAX_ECHO_CHARS: usize = 64;
+/// Most characters kept of a rejection's path, reason, detail and serial.
+pub const MAX_PATH_CHARS: usize = 160;
+pub const MAX_REASON_CHARS: usize = 32;
+pub const MAX_DETAIL_CHARS: usize = 300;
+pub const MAX_SERIAL_CHARS: usize = MAX_ECHO_CHARS;
+/// The largest row [`reject`] writes, counting 4 bytes per character (UTF-8's worst), the 64-character hash and
+/// four 8-byte numbers.
+pub const MAX_REJECTION_ROW_BYTES: usize =
+    4 * (MAX_PATH_CHARS + MAX_REASON_CHARS + MAX_DETAIL_CHARS + MAX_SERIAL_CHARS) + 64 + 4 * 8;
+
+/// `text` cut to at most `max_chars` characters, on a character boundary.
+pub fn cut(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 #[derive(Debug)]
 pub struct Rejection<'a> {
     pub provider_id: Option<i64>,
@@ -81,27 +106,26 @@ pub struct Rejection<'a> {
     pub body_len: i64,
 }
 
-/// Log a refused callback and drop the oldest beyond `keep`.
+/// Log a refused callback (each text cut to its bound) and drop the oldest beyond `keep`.
 pub async fn reject(conn: &mut AnyConnection, r: &Rejection<'_>, keep: i64, now: i64) -> StoreResult<()> {
     let row = sqlx::query(
         "insert into callback_rejections (provider_id, path, reason, detail, serial, body_sha256, body_len, received_at) \
          values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
     )
     .bind(r.provider_id)
-    .bind(r.path)
-    .bind(r.reason)
-    .bind(r.detail)
-    .bind(r.serial)
-    .bind(r.body_sha256)
+    .bind(cut(r.path, MAX_PATH_CHARS))
+    .bind(cut(r.reason, MAX_REASON_CHARS))
+    .bind(cut(r.detail, MAX_DETAIL_CHARS))
+    .bind(r.serial.map(|s| cut(s, MAX_SERIAL_CHARS)))
+    .bind(cut(r.body_sha256, 64))
     .bind(r.body_len)
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
     let id: i64 = col(&row, "id")?;
-    // Trimming every 64th insert keeps the log within `keep + 64` rows at the cost of one delete.
-    if id % 64 == 0 {
-        sqlx::query("delete from callback_rejections where id <= $1").bind(id - keep).execute(&mut *conn).await?;
-    }
+    // Every insert trims (an index range that is empty but for the row now beyond `keep`), so the log never
+    // exceeds `keep` rows, even where ids skip (PostgreSQL sequences do).
+    sqlx::query("delete from callback_rejections where id <= $1").bind(id - keep).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -147,4 +171,18 @@ pub async fn rejections(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuts_fall_on_character_boundaries() {
+        assert_eq!(cut("abc", 64), "abc");
+        assert_eq!(cut("abcdef", 3), "abc");
+        assert_eq!(cut("投诉投诉", 3), "投诉投");
+        assert_eq!(cut("", 3), "");
+        assert_eq!(cut(&"é".repeat(100), MAX_ECHO_CHARS).chars().count(), MAX_ECHO_CHARS);
+    }
 }

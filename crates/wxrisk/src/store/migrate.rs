@@ -39,6 +39,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_complaints"),
     migration!(4, "0004_violations"),
     migration!(5, "0005_refund_safety"),
+    migration!(6, "0006_retention_and_certificate_alerts"),
     migration!(7, "0007_token_scopes"),
     migration!(8, "0008_secrets_and_destinations"),
 ];

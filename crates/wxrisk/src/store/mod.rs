@@ -7,6 +7,7 @@
 //! half-way; PostgreSQL uses its default read-committed transactions.
 
 pub mod audit;
+pub mod certificate_alerts;
 pub mod channels;
 pub mod complaints;
 pub mod deliveries;
@@ -18,6 +19,7 @@ pub mod migrate;
 pub mod oa_tokens;
 pub mod providers;
 pub mod refunds;
+pub mod retention;
 pub mod secrets;
 pub mod templates;
 pub mod tokens;

@@ -21,9 +21,11 @@
 //! the same refund at WeChat Pay. That an order is refunded once is the database's rule (`store::refunds`), and a
 //! refused refund is failed only when WeChat Pay confirms it has no such refund (`effects::refund`).
 
+pub mod certificates;
 pub mod complaints;
 pub mod effects;
 pub mod reconcile;
+pub mod retention;
 pub mod sla;
 pub mod violations;
 
@@ -46,6 +48,10 @@ pub const REFUND_NOTIFICATION: &str = "refund.notification";
 pub const VIOLATION: &str = "violation.record";
 pub const LIMITATIONS: &str = "merchant.limitations";
 pub const RISK_CHECK: &str = "merchant.risk";
+/// Once a day per provider: certificates about to expire (`certificates`).
+pub const CERTIFICATE_CHECK: &str = "provider.certificates";
+/// Once a day: finished work older than `retention.days` deleted (`retention`).
+pub const RETENTION: &str = "maintenance.retention";
 
 /// A job handler that is a plain function.
 struct FnHandler(for<'a> fn(&'a JobContext) -> BoxFuture<'a, JobResult>);
@@ -71,6 +77,8 @@ pub fn register(registry: &mut JobRegistry) {
     registry.register(VIOLATION, FnHandler(|ctx| Box::pin(violations::record(ctx))));
     registry.register(LIMITATIONS, FnHandler(|ctx| Box::pin(violations::check_limitations(ctx))));
     registry.register(RISK_CHECK, FnHandler(|ctx| Box::pin(violations::check_risk(ctx))));
+    registry.register(CERTIFICATE_CHECK, FnHandler(|ctx| Box::pin(certificates::check(ctx))));
+    registry.register(RETENTION, FnHandler(|ctx| Box::pin(retention::run(ctx))));
 }
 
 /// A database failure: worth retrying.

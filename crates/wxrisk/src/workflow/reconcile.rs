@@ -95,8 +95,9 @@ pub async fn schedule(state: &AppState) -> StoreResult<usize> {
     Ok(created)
 }
 
-/// In worker processes, once a minute until stopped: schedule reconciliations (each provider once per interval)
-/// and the daily limitation checks (each sub-merchant once per day).
+/// In worker processes, once a minute until stopped: schedule reconciliations (each provider once per interval),
+/// the daily limitation checks (each sub-merchant once per day), the daily certificate checks (each provider once
+/// per day) and the daily retention (once per day).
 pub async fn run_scheduler(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
     loop {
         if let Err(error) = schedule(&state).await {
@@ -104,6 +105,12 @@ pub async fn run_scheduler(state: AppState, shutdown: tokio_util::sync::Cancella
         }
         if let Err(error) = super::violations::schedule_daily(&state).await {
             tracing::warn!(%error, "could not schedule the daily limitation checks; trying again in a minute");
+        }
+        if let Err(error) = super::certificates::schedule_daily(&state).await {
+            tracing::warn!(%error, "could not schedule the daily certificate checks; trying again in a minute");
+        }
+        if let Err(error) = super::retention::schedule_daily(&state).await {
+            tracing::warn!(%error, "could not schedule the daily retention; trying again in a minute");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -205,3 +205,218 @@ async fn the_legacy_path_finds_its_provider_by_the_key_that_decrypts() {
     let _ = SP_MCHID;
     w.sim.stop().await;
 }
+
+/// Genuine headers with one of them replaced.
+fn with_header(headers: &[(&'static str, String)], name: &str, value: &str) -> Vec<(&'static str, String)> {
+    headers.iter().map(|(n, v)| (*n, if n.eq_ignore_ascii_case(name) { value.to_owned() } else { v.clone() })).collect()
+}
+
+async fn last_rejection(app: &TestApp) -> (String, Option<String>, String, String) {
+    let mut conn = app.state.store().conn().await.expect("conn");
+    let row = sqlx::query("select reason, serial, detail, path from callback_rejections order by id desc limit 1")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("logged");
+    (
+        sqlx::Row::get(&row, "reason"),
+        sqlx::Row::get(&row, "serial"),
+        sqlx::Row::get(&row, "detail"),
+        sqlx::Row::get(&row, "path"),
+    )
+}
+
+#[tokio::test]
+async fn each_malformed_header_is_refused_with_its_reason_before_any_lookup_and_stores_nothing_as_work() {
+    let w = world().await;
+    let app = &w.app;
+    let body = genuine_body("EV-SHAPE-0001", "200201820261127000000000001");
+    let genuine = signed(&body, now_secs(), &testdata("other_key.pem"), PLATFORM_SERIAL);
+    let signature = genuine.iter().find(|(n, _)| *n == "Wechatpay-Signature").expect("signature").1.clone();
+    let cases: Vec<(&str, String)> = vec![
+        ("Wechatpay-Serial", "A".repeat(41)),
+        ("Wechatpay-Serial", "NOT-HEX".into()),
+        ("Wechatpay-Serial", "PUB_KEY_ID_12ab".into()),
+        ("Wechatpay-Signature", "A".repeat(1025)),
+        ("Wechatpay-Signature", format!("{signature}!")),
+        ("Wechatpay-Timestamp", "yesterday".into()),
+        ("Wechatpay-Timestamp", "-1".into()),
+        ("Wechatpay-Timestamp", "99999999999999999999".into()),
+        ("Wechatpay-Nonce", "n".repeat(65)),
+    ];
+    let lookups = app.state.wechat().lookups();
+    for (header, value) in &cases {
+        let headers = with_header(&genuine, header, value);
+        // To a provider, and to an id no provider has: the shape is refused first, either way.
+        for path in [format!("/callbacks/{}/complaints", w.provider_id), "/callbacks/999999/complaints".to_owned()] {
+            let (status, answer) = post(app, &path, &headers, body.clone()).await;
+            assert_eq!((status, answer["code"].as_str()), (400, Some("FAIL")), "{header}={value}: {answer}");
+            let message = answer["message"].as_str().expect("message");
+            assert!(message.contains(header), "the message names {header}: {message}");
+            assert!(message.chars().count() <= 300 && !message.contains(value.as_str()), "{message}");
+            let (reason, _, detail, _) = last_rejection(app).await;
+            assert_eq!(reason, "MALFORMED_HEADER", "{header}={value}");
+            assert!(detail.contains(header), "{detail}");
+        }
+    }
+    assert_eq!(app.state.wechat().lookups(), lookups, "no provider was looked up for a malformed header");
+    assert_eq!(work_rows(app).await, (0, 0), "nothing stored as work");
+    // The genuine headers still pass.
+    assert_eq!(post(app, &format!("/callbacks/{}/complaints", w.provider_id), &genuine, body).await.0, 204);
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn long_values_are_stored_and_echoed_cut_and_the_rejection_log_stays_within_its_byte_bound() {
+    let keep = 10;
+    let app = spawn_app_env(TestDb::new().await, &[("WXRISK_COMPLAINTS__REJECTION_LOG_SIZE", "10")], |b| b).await;
+    let body = genuine_body("EV-LONG-0001", "200201820261127000000000001");
+    let genuine = signed(&body, now_secs(), &testdata("other_key.pem"), PLATFORM_SERIAL);
+    let long_serial = "ABCDEF0123".repeat(500);
+    // A path segment of 3,000 characters, most of them 3 bytes in UTF-8.
+    let segment: String = std::iter::repeat_n("投诉", 1500).collect();
+    let encoded = url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>();
+    for i in 0..(keep * 4) {
+        app.advance(std::time::Duration::from_secs(1));
+        let (path, headers) = if i % 2 == 0 {
+            (format!("/callbacks/{encoded}/complaints"), with_header(&genuine, "Wechatpay-Serial", &long_serial))
+        } else {
+            (
+                format!("/callbacks/{i}{}/violations", "9".repeat(4000)),
+                with_header(&genuine, "Wechatpay-Nonce", &"n".repeat(4000)),
+            )
+        };
+        let (status, answer) = post(&app, &path, &headers, body.clone()).await;
+        assert_eq!(status, 400, "{answer}");
+        let message = answer["message"].as_str().expect("message");
+        assert!(message.chars().count() <= 300, "echo is bounded: {} characters", message.chars().count());
+        if i % 2 == 0 {
+            let (reason, serial, _, path) = last_rejection(&app).await;
+            assert_eq!(reason, "MALFORMED_HEADER");
+            assert_eq!(serial.as_deref(), Some(&long_serial[..64]), "the serial is stored cut to 64 characters");
+            assert_eq!(path, format!("/callbacks/{}/complaints", "投诉".repeat(32)), "cut on a character boundary");
+        }
+    }
+    let mut conn = app.state.store().conn().await.expect("conn");
+    let rows = sqlx::query("select path, reason, detail, serial, body_sha256 from callback_rejections")
+        .fetch_all(&mut *conn)
+        .await
+        .expect("rows");
+    assert!(rows.len() as i64 <= keep, "at most {keep} rows, found {}", rows.len());
+    let bytes: usize = rows
+        .iter()
+        .map(|r| {
+            ["path", "reason", "detail", "body_sha256"]
+                .iter()
+                .map(|c| sqlx::Row::get::<String, _>(r, *c).len())
+                .sum::<usize>()
+                + sqlx::Row::get::<Option<String>, _>(r, "serial").map_or(0, |s| s.len())
+                + 4 * 8
+        })
+        .sum();
+    let bound = usize::try_from(keep).expect("keep") * wxrisk::store::inbound::MAX_REJECTION_ROW_BYTES;
+    assert!(bytes <= bound, "{bytes} bytes stored, bound {bound}");
+    assert!(bytes < 40 * 4000, "far below what was sent");
+}
+
+#[tokio::test]
+async fn an_unknown_provider_id_is_looked_up_once_a_minute_and_a_new_provider_is_taken_at_once() {
+    let app = spawn_app().await;
+    let body = genuine_body("EV-UNKNOWN-0001", "200201820261127000000000001");
+    let headers = signed(&body, now_secs(), &testdata("other_key.pem"), PLATFORM_SERIAL);
+    let before = app.state.wechat().lookups();
+    for _ in 0..30 {
+        let (status, answer) = post(&app, "/callbacks/1/complaints", &headers, body.clone()).await;
+        assert_eq!(status, 404, "{answer}");
+    }
+    assert_eq!(app.state.wechat().lookups(), before + 1, "30 requests, one database read");
+    // Not a provider id at all: no read.
+    for segment in ["abc", "0", "-5", "99999999999999999999999"] {
+        let (status, _) = post(&app, &format!("/callbacks/{segment}/complaints"), &headers, body.clone()).await;
+        assert_eq!(status, 404, "{segment}");
+    }
+    assert_eq!(app.state.wechat().lookups(), before + 1);
+    // A minute later, one more read.
+    app.advance(std::time::Duration::from_secs(61));
+    for _ in 0..5 {
+        assert_eq!(post(&app, "/callbacks/1/complaints", &headers, body.clone()).await.0, 404);
+    }
+    assert_eq!(app.state.wechat().lookups(), before + 2);
+
+    // Created now: its callbacks are taken at once, not a minute later.
+    let mut provider = provider_body("1900000100");
+    provider["platform_cert_serial"] = json!(PLATFORM_SERIAL);
+    provider["platform_cert_pem"] = json!(testdata("platform_cert.pem"));
+    let (status, created) = app.post("/api/v1/providers", &provider).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["id"], 1, "the id the callbacks named");
+    let (status, answer) = post(&app, "/callbacks/1/complaints", &headers, body).await;
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(work_rows(&app).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_serials_starts_one_certificate_download() {
+    let w = world().await;
+    let app = &w.app;
+    let path = format!("/callbacks/{}/complaints", w.provider_id);
+    let body = genuine_body("EV-FLOOD-0001", "200201820261127000000000001");
+    for _ in 0..25 {
+        let headers = signed(&body, now_secs(), &testdata("other_key.pem"), "ABCDEF0123456789");
+        let (status, answer) = post(app, &path, &headers, body.clone()).await;
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(last_rejection(app).await.0, "UNKNOWN_KEY");
+    }
+    assert_eq!(app.state.intake_guards().certificate_refreshes_started(), 1, "one download, not one per request");
+    assert_eq!(work_rows(app).await, (0, 0));
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_platform_certificate_outside_its_validity_is_not_used() {
+    let w = world().await;
+    let app = &w.app;
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let expired = wxsim::keys::Identity::generate_valid("Tenpay.com", "Tenpay.com Root CA", now - day * 400, now - day)
+        .expect("expired certificate");
+    let future = wxsim::keys::Identity::generate_valid("Tenpay.com", "Tenpay.com Root CA", now + day, now + day * 400)
+        .expect("future certificate");
+    // Held by the provider (stored when it was valid, say), with the provider's current one.
+    {
+        let mut conn = app.state.store().conn().await.expect("conn");
+        for identity in [&expired, &future] {
+            let cert = wechatpay::Certificate::from_pem(&identity.cert_pem).expect("cert");
+            sqlx::query(
+                "insert into platform_certificates (provider_id, serial, pem, not_before, not_after, source, created_at) \
+                 values ($1, $2, $3, $4, $5, 'downloaded', $6)",
+            )
+            .bind(w.provider_id)
+            .bind(&cert.serial)
+            .bind(&identity.cert_pem)
+            .bind(cert.not_before)
+            .bind(cert.not_after)
+            .bind(app.now())
+            .execute(&mut *conn)
+            .await
+            .expect("insert");
+        }
+    }
+    app.state.wechat().forget(w.provider_id);
+    let path = format!("/callbacks/{}/complaints", w.provider_id);
+    let body = genuine_body("EV-EXPIRED-0001", "200201820261127000000000001");
+    for (identity, reason) in [(&expired, "CERT_EXPIRED"), (&future, "CERT_NOT_YET_VALID")] {
+        let headers = signed(&body, now_secs(), &identity.key_pem, &identity.serial);
+        let (status, answer) = post(app, &path, &headers, body.clone()).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(answer["message"].as_str().is_some_and(|m| m.contains(&identity.serial)), "{answer}");
+        let (logged, serial, _, _) = last_rejection(app).await;
+        assert_eq!(logged, reason);
+        assert_eq!(serial.as_deref(), Some(identity.serial.as_str()));
+    }
+    assert_eq!(app.state.intake_guards().certificate_refreshes_started(), 0, "a known serial is not a new one");
+    assert_eq!(work_rows(app).await, (0, 0), "nothing stored as work");
+    // The valid certificate still verifies.
+    let headers = signed(&body, now_secs(), &testdata("other_key.pem"), PLATFORM_SERIAL);
+    assert_eq!(post(app, &path, &headers, body).await.0, 204);
+    w.sim.stop().await;
+}

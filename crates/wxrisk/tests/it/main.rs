@@ -7,6 +7,7 @@ mod api_deliveries;
 mod api_merchants;
 mod api_providers;
 mod automation_start;
+mod certificates;
 mod cli;
 mod cluster;
 mod complaints;
@@ -19,6 +20,7 @@ mod jobs;
 mod notify;
 mod notify_email;
 mod refunds;
+mod retention;
 mod secrets_at_rest;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;

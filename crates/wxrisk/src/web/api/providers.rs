@@ -284,6 +284,8 @@ pub async fn create(
         serde_json::json!({"mchid": valid.mchid.as_str()}),
     )
     .await?;
+    // Its id may be remembered as unknown (a callback came before it existed): take its callbacks from now on.
+    state.wechat().forget(id);
     Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
 }
 
