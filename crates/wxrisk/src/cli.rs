@@ -1,8 +1,11 @@
-//! The command line: `serve`, `migrate`, `config check`, `user`, `token`, `jobs`, `secrets`.
+//! The command line: `serve`, `migrate`, `config check`, `user`, `token`, `jobs`, `channel`, `wechat`, `secrets`, `sim`.
 //!
 //! Contract: each command loads the configuration first (a bad setting stops it with the setting's name, exit
 //! status 2), prints its result on stdout and errors on stderr, and exits non-zero on failure. Commands that
 //! touch the database migrate it first, so they work on a fresh machine.
+//!
+//! `sim` is the only code of the product that uses the simulator (`wxsim`); it exists with the `sim` cargo feature
+//! (on by default), so a production build (`--no-default-features`) contains no simulator at all.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -62,9 +65,11 @@ pub enum Command {
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// The built-in simulator of WeChat Pay, the official account, Tencent SMS and chat robots.
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
     #[command(subcommand)]
@@ -81,6 +86,7 @@ pub struct SimArgs {
     pub sign_mode: String,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Subcommand)]
 pub enum SimAction {
     /// Send one signed, encrypted callback to a URL, with the simulator's keys, and print the answer.
@@ -331,6 +337,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Channel(ChannelCommand::Test { id }) => test_channel(config, id).await,
         Command::Wechat(command) => wechat(config, command).await,
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
+        #[cfg(feature = "sim")]
         Command::Sim(args) => simulator(config, args).await,
     }
 }
@@ -520,6 +527,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
 async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
     let keys_dir = args.keys_dir.unwrap_or_else(|| config.data_dir.join("sim"));
     let sign_mode = match args.sign_mode.as_str() {

@@ -15,6 +15,7 @@ mod intake;
 mod jobs;
 mod notify;
 mod notify_email;
+mod packaging;
 #[path = "../../../../testdata/sim_control.rs"]
 mod sim_control;
 #[path = "../../../../testdata/test_support.rs"]

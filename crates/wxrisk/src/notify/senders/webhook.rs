@@ -1,8 +1,8 @@
 //! A signed webhook (Standard Webhooks v1) to a provider's own system: JSON `{type, timestamp, data}`, with a
 //! `webhook-id` that stays the same across retries so the receiver can deduplicate.
 
+use protocols::standard_webhooks;
 use serde_json::json;
-use wxsim::protocols::standard_webhooks;
 
 use super::{Destination, SendError, Sent, http_failure, missing, short_id};
 use crate::notify::Message;

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{hmac_sha256, same};
+use crate::{hmac_sha256, same};
 
 pub const MAX_SKEW_SECS: i64 = 300;
 

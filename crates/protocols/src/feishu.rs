@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{hmac_sha256, same};
+use crate::{hmac_sha256, same};
 
 /// Feishu accepts timestamps within an hour of its clock.
 pub const MAX_SKEW_SECS: i64 = 3600;
@@ -23,8 +23,10 @@ pub fn verify(secret: &str, timestamp_secs: i64, signature: &str, now_secs: i64)
 mod tests {
     use super::*;
 
+    /// The fact sheet's vector (`reference/channels.md`, computed there with Python's `hmac`); the independent
+    /// check over many inputs is `tests/crosscheck.rs`.
     #[test]
-    fn published_vector_and_not_dingtalks() {
+    fn fact_sheet_vector_and_not_dingtalks() {
         assert_eq!(sign("testsecret0123456789", 1_700_000_000), "LdoES5/4RBBnLX70aU1OVYfzo6p+0m723NJ7oBZs1tw=");
         // The DingTalk arrangement of the same inputs gives another value, and must not verify.
         assert!(!verify(
