@@ -28,3 +28,25 @@ fn a_build_without_the_sim_feature_contains_no_simulator() {
     let default = packages(&[]);
     assert!(default.iter().any(|p| p == "wxsim"), "the default build has `wxrisk sim`: {default:?}");
 }
+
+/// The test command (`scripts/test`, which `.ci/run` calls) selects its targets so that no benchmark runs among the
+/// tests: `--all-targets` means `--benches` as well, and cargo then runs every bench binary, `test = false` or not
+/// (cargo's target selection; the benches also refuse to measure outside `cargo bench`, which passes `--bench`).
+#[test]
+fn the_test_command_runs_no_benchmark() {
+    let path = format!("{}/../../scripts/test", env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(&path).expect("scripts/test");
+    let commands: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.find("cargo test").map(|at| &line[at..]))
+        .collect();
+    for command in &commands {
+        let flags: Vec<&str> = command.split_whitespace().collect();
+        for selects_benches in ["--all-targets", "--benches", "--bench"] {
+            assert!(!flags.contains(&selects_benches), "`{command}` runs benchmarks ({selects_benches})");
+        }
+    }
+    assert!(commands.iter().any(|c| c.contains("--tests")), "no cargo test command selects the tests: {commands:?}");
+}
