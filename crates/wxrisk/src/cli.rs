@@ -7,7 +7,7 @@
 //! `sim` is the only code of the product that uses the simulator (`wxsim`); it exists with the `sim` cargo feature
 //! (on by default), so a production build (`--no-default-features`) contains no simulator at all.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -212,11 +212,20 @@ fn init_logging(config: &Config, serving: bool) {
     // One-shot commands log warnings only, so their stdout stays their answer.
     let level = if serving { config.log.level.clone() } else { "warn".to_owned() };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")));
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Colours only for a person at a terminal: a file, pipe or journal gets plain text (escape codes there are noise
+/// that breaks grep), and `NO_COLOR` set to anything non-empty turns them off everywhere (no-color.org).
+fn log_colours(stream_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stream_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

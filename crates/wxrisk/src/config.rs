@@ -109,6 +109,7 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One line per event; ANSI colours only when stderr is a terminal and `NO_COLOR` is unset or empty.
     Text,
     Json,
 }

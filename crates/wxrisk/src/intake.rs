@@ -491,7 +491,7 @@ async fn answer(
         Outcome::Refused(refusal) => {
             metrics.inc("wxrisk_callbacks_total", &[("kind", family.name()), ("outcome", "refused")]);
             metrics.inc("wxrisk_callback_rejections_total", &[("reason", refusal.reason)]);
-            tracing::warn!(path, reason = refusal.reason, provider_id = ?refusal.provider_id, message = %refusal.message, "callback refused");
+            tracing::warn!(path, reason = refusal.reason, provider_id = refusal.provider_id, message = %refusal.message, "callback refused");
             let now = state.now_ms();
             if state.rejection_budget().take(now) {
                 let (sha256, len) = facts.map(|f| (f.sha256, f.len)).unwrap_or_default();

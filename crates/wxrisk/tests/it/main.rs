@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod intake;
 mod jobs;
+mod logs;
 mod notify;
 mod notify_email;
 mod packaging;
