@@ -352,35 +352,45 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    let stop = stop_signal();
     let app = App::builder(config).role(role).build().await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("stopping: finishing requests and jobs in flight");
         token.cancel();
     });
     app.run_until_stopped().await
 }
 
-async fn wait_for_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from the moment it is called, and returns what waits for one. Listening
+/// starts here, not when the future is first polled: a stop asked for while the service starts (by then it may
+/// already have said `listening`) must stop it gracefully, not kill it with the signal's default action.
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -551,6 +561,7 @@ async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
         .context("cannot prepare the simulator's keys")?;
     let sim = wxsim::Simulator::start(sim_config).await?;
     let Some(SimAction::Send { kind, to, id, action, sub_mchid }) = args.action else {
+        let stop = stop_signal();
         let setup = sim.provider();
         let provider_json = keys_dir.join("provider.json");
         let body = serde_json::json!({
@@ -572,7 +583,7 @@ async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
         println!("Point wxrisk at it with WXRISK_WECHATPAY_BASE_URL={}", sim.base_url());
         println!("and create the provider with: POST /api/v1/providers, body {}", provider_json.display());
         println!("Control API: {}/_sim/ (complaints, violations, faults, clock). Ctrl-C stops.", sim.base_url());
-        wait_for_signal().await;
+        stop.await;
         sim.stop().await;
         return Ok(());
     };
