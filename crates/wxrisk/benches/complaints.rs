@@ -7,8 +7,9 @@
 //!    the simulator filing it (and calling us back) until it has recorded our reply, our refund and our
 //!    completion. Goal: median ≤ 1 s.
 //!
-//! Run: `cargo bench -p wxrisk --bench complaints` (optional arguments: callbacks, end-to-end complaints).
-//! Results go into docs/benchmarks.md by hand, with the machine.
+//! Run: `cargo bench -p wxrisk --bench complaints` (optional arguments after `--`: callbacks, end-to-end
+//! complaints). Results go into docs/benchmarks.md by hand, with the machine. The goals are reported against, never
+//! asserted: a bench measures, the tests check behaviour.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ const APIV3_KEY: &str = "0123456789abcdefABCDEF0123456789";
 const PLATFORM_SERIAL: &str = "3F5A1B2C3D4E5F60718293A4B5C6D7E8F9012345";
 const MERCHANT_SERIAL: &str = "5E7ABC0123456789ABCDEF0123456789ABCDEF01";
 const CONNECTIONS: usize = 16;
+/// How long the end-to-end run waits for one complaint before it reports it unhandled and moves on: not a goal (that
+/// is the median ≤ 1 s), only so a stuck run ends with a report instead of hanging.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 fn testdata(name: &str) -> String {
     let path = format!("{}/../../testdata/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -241,7 +245,8 @@ async fn intake(total: usize) {
     );
 }
 
-async fn end_to_end(complaints: usize) {
+/// Returns whether every complaint was handled (a run with unhandled complaints measured nothing useful).
+async fn end_to_end(complaints: usize) -> bool {
     let sim = wxsim::Simulator::start(wxsim::SimConfig {
         apiv3_key: Some(APIV3_KEY.into()),
         merchant: Some((testdata("merchant_key.pem"), testdata("merchant_cert.pem"))),
@@ -278,6 +283,7 @@ async fn end_to_end(complaints: usize) {
     let http = reqwest::Client::new();
     let control = format!("{}/_sim", sim.base_url());
     let mut latencies = Vec::new();
+    let mut unhandled = Vec::new();
     for i in 0..complaints {
         let started = Instant::now();
         let created: Value = http
@@ -295,38 +301,55 @@ async fn end_to_end(complaints: usize) {
                 http.get(format!("{control}/complaints/{id}")).send().await.expect("get").json().await.expect("json");
             let replied = record["replies"].as_array().is_some_and(|r| !r.is_empty());
             if replied && record["completed"] == true {
+                latencies.push(started.elapsed());
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "complaint {id} not handled: {record}");
+            if started.elapsed() >= GIVE_UP_AFTER {
+                unhandled.push(format!("{id}: {record}"));
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        latencies.push(started.elapsed());
     }
     let refunds: Value =
         http.get(format!("{control}/refunds")).send().await.expect("refunds").json().await.expect("json");
-    assert_eq!(refunds.as_array().map(Vec::len), Some(complaints), "one refund per complaint");
+    let refunds = refunds.as_array().map(Vec::len).unwrap_or(0);
     latencies.sort();
     println!(
         "end to end: {complaints} complaints, one at a time (callback → reply + refund + complete at the simulator)"
     );
-    println!(
-        "  median {}  p90 {}  max {}",
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.9)),
-        ms(*latencies.last().expect("some"))
-    );
+    if let Some(max) = latencies.last() {
+        println!(
+            "  median {}  p90 {}  max {}",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.9)),
+            ms(*max)
+        );
+    }
+    println!("  refunds at the simulator: {refunds} (one per complaint expected)");
+    for complaint in &unhandled {
+        println!("  NOT HANDLED within {} s: {complaint}", GIVE_UP_AFTER.as_secs());
+    }
     drop(server);
     sim.stop().await;
+    unhandled.is_empty() && refunds == complaints
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it, against a debug build
+    // of wxrisk for minutes: say how to run it instead.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        println!("benchmark not run: `cargo bench -p wxrisk --bench complaints` runs it");
+        return std::process::ExitCode::SUCCESS;
+    }
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let callbacks = args.first().copied().unwrap_or(40_000);
     let complaints = args.get(1).copied().unwrap_or(50);
     // The load generator gets one thread; the server process has the machine's cores.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
+    let complete = runtime.block_on(async {
         intake(callbacks).await;
-        end_to_end(complaints).await;
+        end_to_end(complaints).await
     });
+    if complete { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
 }

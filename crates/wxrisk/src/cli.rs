@@ -1,10 +1,13 @@
-//! The command line: `serve`, `migrate`, `config check`, `user`, `token`, `jobs`, `secrets`.
+//! The command line: `serve`, `migrate`, `config check`, `user`, `token`, `jobs`, `channel`, `wechat`, `secrets`, `sim`.
 //!
 //! Contract: each command loads the configuration first (a bad setting stops it with the setting's name, exit
 //! status 2), prints its result on stdout and errors on stderr, and exits non-zero on failure. Commands that
 //! touch the database migrate it first, so they work on a fresh machine.
+//!
+//! `sim` is the only code of the product that uses the simulator (`wxsim`); it exists with the `sim` cargo feature
+//! (on by default), so a production build (`--no-default-features`) contains no simulator at all.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -62,9 +65,11 @@ pub enum Command {
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// The built-in simulator of WeChat Pay, the official account, Tencent SMS and chat robots.
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
     #[command(subcommand)]
@@ -81,6 +86,7 @@ pub struct SimArgs {
     pub sign_mode: String,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Subcommand)]
 pub enum SimAction {
     /// Send one signed, encrypted callback to a URL, with the simulator's keys, and print the answer.
@@ -216,11 +222,20 @@ fn init_logging(config: &Config, serving: bool) {
     // One-shot commands log warnings only, so their stdout stays their answer.
     let level = if serving { config.log.level.clone() } else { "warn".to_owned() };
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")));
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Colours only for a person at a terminal: a file, pipe or journal gets plain text (escape codes there are noise
+/// that breaks grep), and `NO_COLOR` set to anything non-empty turns them off everywhere (no-color.org).
+fn log_colours(stream_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stream_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -365,40 +380,51 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Channel(ChannelCommand::Test { id }) => test_channel(config, id).await,
         Command::Wechat(command) => wechat(config, command).await,
         Command::Secrets(SecretsCommand::Rotate) => rotate_secrets(config).await,
+        #[cfg(feature = "sim")]
         Command::Sim(args) => simulator(config, args).await,
     }
 }
 
 async fn serve(config: Config, role: Role) -> anyhow::Result<()> {
+    let stop = stop_signal();
     let app = App::builder(config).role(role).build().await?;
     let token = app.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        stop.await;
         tracing::info!("stopping: finishing requests and jobs in flight");
         token.cancel();
     });
     app.run_until_stopped().await
 }
 
-async fn wait_for_signal() {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from the moment it is called, and returns what waits for one. Listening
+/// starts here, not when the future is first polled: a stop asked for while the service starts (by then it may
+/// already have said `listening`) must stop it gracefully, not kill it with the signal's default action.
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -554,6 +580,7 @@ async fn rotate_secrets(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
 async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
     let keys_dir = args.keys_dir.unwrap_or_else(|| config.data_dir.join("sim"));
     let sign_mode = match args.sign_mode.as_str() {
@@ -568,6 +595,7 @@ async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
         .context("cannot prepare the simulator's keys")?;
     let sim = wxsim::Simulator::start(sim_config).await?;
     let Some(SimAction::Send { kind, to, id, action, sub_mchid }) = args.action else {
+        let stop = stop_signal();
         let setup = sim.provider();
         let provider_json = keys_dir.join("provider.json");
         let body = serde_json::json!({
@@ -594,7 +622,7 @@ async fn simulator(config: Config, args: SimArgs) -> anyhow::Result<()> {
         );
         println!("and create the provider with: POST /api/v1/providers, body {}", provider_json.display());
         println!("Control API: {}/_sim/ (complaints, violations, faults, clock). Ctrl-C stops.", sim.base_url());
-        wait_for_signal().await;
+        stop.await;
         sim.stop().await;
         return Ok(());
     };

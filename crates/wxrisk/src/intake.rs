@@ -582,8 +582,14 @@ async fn answer(
             // request (the verifier's errors do) and is itself cut.
             let message = cut(&refusal.message, MAX_DETAIL_CHARS);
             if let Some(suppressed) = state.intake_guards().warnings.admit(refusal.reason, now) {
-                tracing::warn!(path, reason = refusal.reason, provider_id = ?refusal.provider_id, message,
-                    suppressed_since_last = suppressed, "callback refused");
+                tracing::warn!(
+                    path,
+                    reason = refusal.reason,
+                    provider_id = refusal.provider_id,
+                    message,
+                    suppressed_since_last = suppressed,
+                    "callback refused"
+                );
             }
             if state.rejection_budget().take(now) {
                 let (sha256, len) = facts.map(|f| (f.sha256, f.len)).unwrap_or_default();

@@ -100,7 +100,8 @@ impl AppBuilder {
         })?;
         let applied = store::migrate::run(&store, self.clock.now_ms()).await.context("cannot migrate the database")?;
         if !applied.is_empty() {
-            tracing::info!(versions = ?applied, backend = store.backend().name(), "database migrated");
+            let versions = applied.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            tracing::info!(versions, backend = store.backend().name(), "database migrated");
         }
         bind_secrets_to_rows(&store, &keyring, self.clock.now_ms()).await?;
         let listener = match (self.role, self.listener) {
@@ -201,7 +202,8 @@ impl App {
         if let Some(listener) = self.listener {
             let router = web::router(self.state.clone());
             let token = self.shutdown.clone();
-            tracing::info!(addr = ?listener.local_addr().ok(), "listening");
+            // `addr=127.0.0.1:8080`: displayed, not Debug-formatted (`Some(…)`); an Option field is left out when empty.
+            tracing::info!(addr = listener.local_addr().ok().map(tracing::field::display), "listening");
             tasks.spawn(async move {
                 axum::serve(listener, router)
                     .with_graceful_shutdown(async move { token.cancelled().await })

@@ -1,138 +1,128 @@
-//! Prometheus metrics, kept per app instance (no process-wide recorder), rendered in the text exposition format.
+//! Prometheus metrics, kept per app instance: a registry of the Prometheus project's `prometheus-client` crate
+//! (which has no process-wide recorder, so the many apps a test process runs keep their figures apart), rendered
+//! in the text exposition format 0.0.4 (`/metrics`).
 //!
-//! Why not the `metrics` crate: its recorder is a process global, and tests run many apps in one process; a
-//! registry owned by the app keeps each app's figures its own and costs ~150 lines.
+//! Contract: every metric is declared once in [`METRICS`] with the name it is exported under (counters end in
+//! `_total`), its type and its help; [`Metrics::inc`], [`Metrics::observe`] and the gauges given to
+//! [`Metrics::render`] name a declared metric of that type, anything else is ignored.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::collections::HashMap;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Histogram,
+    /// Set at scrape time from the database.
+    Gauge,
+}
 
 /// Every metric the app exports: name, type, help.
-const DESCRIPTIONS: &[(&str, &str, &str)] = &[
-    ("wxrisk_http_requests_total", "counter", "HTTP requests answered, by route and status"),
-    ("wxrisk_http_request_duration_seconds", "histogram", "Time to answer HTTP requests, by route"),
-    ("wxrisk_jobs_finished_total", "counter", "Job attempts finished, by kind and outcome"),
-    ("wxrisk_job_attempt_duration_seconds", "histogram", "Time one job attempt took, by kind"),
-    ("wxrisk_jobs", "gauge", "Jobs in the database, by status"),
+const METRICS: &[(&str, Kind, &str)] = &[
+    ("wxrisk_http_requests_total", Kind::Counter, "HTTP requests answered, by route and status"),
+    ("wxrisk_http_request_duration_seconds", Kind::Histogram, "Time to answer HTTP requests, by route"),
+    ("wxrisk_jobs_finished_total", Kind::Counter, "Job attempts finished, by kind and outcome"),
+    ("wxrisk_job_attempt_duration_seconds", Kind::Histogram, "Time one job attempt took, by kind"),
+    ("wxrisk_jobs", Kind::Gauge, "Jobs in the database, by status"),
     (
         "wxrisk_callbacks_total",
-        "counter",
+        Kind::Counter,
         "Callbacks from WeChat Pay, by kind and outcome (accepted, duplicate, refused, unavailable)",
     ),
-    ("wxrisk_callback_rejections_total", "counter", "Callbacks refused, by reason"),
-    ("wxrisk_database_up", "gauge", "1 when the database answered the scrape's query"),
+    ("wxrisk_callback_rejections_total", Kind::Counter, "Callbacks refused, by reason"),
+    ("wxrisk_database_up", Kind::Gauge, "1 when the database answered the scrape's query"),
 ];
 
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-type Key = (&'static str, String);
+/// A count read at scrape time: metric name, labels, value.
+pub type ScrapedGauge<'a> = (&'static str, Vec<(&'a str, &'a str)>, i64);
 
-/// A value read at scrape time: metric name, labels, value.
-pub type Gauge<'a> = (&'static str, Vec<(&'a str, &'a str)>, f64);
+type Labels = Vec<(String, String)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+fn owned(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
 }
 
-#[derive(Debug, Default)]
-struct Registry {
-    counters: BTreeMap<Key, u64>,
-    histograms: BTreeMap<Key, Histogram>,
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Registry,
+    counters: HashMap<&'static str, Family<Labels, Counter>>,
+    histograms: HashMap<&'static str, Histograms>,
+    gauges: HashMap<&'static str, Family<Labels, Gauge>>,
 }
 
-fn render_labels(labels: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (name, value)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::default(),
+            counters: HashMap::new(),
+            histograms: HashMap::new(),
+            gauges: HashMap::new(),
+        };
+        for &(name, kind, help) in METRICS {
+            match kind {
+                Kind::Counter => {
+                    let family = Family::default();
+                    // The library adds `_total` to a counter's name.
+                    metrics.registry.register(name.trim_end_matches("_total"), help, family.clone());
+                    metrics.counters.insert(name, family);
+                }
+                Kind::Histogram => {
+                    let family = Family::new_with_constructor(new_histogram as fn() -> Histogram);
+                    metrics.registry.register(name, help, family.clone());
+                    metrics.histograms.insert(name, family);
+                }
+                Kind::Gauge => {
+                    let family = Family::default();
+                    metrics.registry.register(name, help, family.clone());
+                    metrics.gauges.insert(name, family);
+                }
+            }
         }
-        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        let _ = write!(out, "{name}=\"{escaped}\"");
-    }
-    out
-}
-
-fn with_labels(name: &str, labels: &str, extra: Option<&str>) -> String {
-    match (labels.is_empty(), extra) {
-        (true, None) => name.to_owned(),
-        (true, Some(e)) => format!("{name}{{{e}}}"),
-        (false, None) => format!("{name}{{{labels}}}"),
-        (false, Some(e)) => format!("{name}{{{labels},{e}}}"),
+        metrics
     }
 }
 
 impl Metrics {
     pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
-        if let Ok(mut registry) = self.registry.lock() {
-            *registry.counters.entry((name, render_labels(labels))).or_default() += 1;
+        if let Some(family) = self.counters.get(name) {
+            family.get_or_create(&owned(labels)).inc();
         }
     }
 
     pub fn observe(&self, name: &'static str, labels: &[(&str, &str)], seconds: f64) {
-        if let Ok(mut registry) = self.registry.lock() {
-            let histogram = registry
-                .histograms
-                .entry((name, render_labels(labels)))
-                .or_insert_with(|| Histogram { counts: vec![0; BUCKETS.len()], ..Histogram::default() });
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    histogram.counts[i] += 1;
-                }
-            }
-            histogram.sum += seconds;
-            histogram.count += 1;
+        if let Some(family) = self.histograms.get(name) {
+            family.get_or_create(&owned(labels)).observe(seconds);
         }
     }
 
     /// The counter's current value (tests and the console read it).
     pub fn counter(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
-        self.registry.lock().ok().and_then(|r| r.counters.get(&(name, render_labels(labels))).copied()).unwrap_or(0)
+        self.counters.get(name).and_then(|family| family.get(&owned(labels)).map(|c| c.get())).unwrap_or(0)
     }
 
     /// Text exposition; `gauges` are values read at scrape time.
-    pub fn render(&self, gauges: &[Gauge<'_>]) -> String {
-        let mut out = String::new();
-        let Ok(registry) = self.registry.lock() else {
-            return out;
-        };
-        for (name, kind, help) in DESCRIPTIONS {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for ((metric, labels), value) in &registry.counters {
-                if metric == name {
-                    let _ = writeln!(out, "{} {value}", with_labels(name, labels, None));
-                }
-            }
-            for ((metric, labels), h) in &registry.histograms {
-                if metric != name {
-                    continue;
-                }
-                for (bound, count) in BUCKETS.iter().zip(&h.counts) {
-                    let le = format!("le=\"{bound}\"");
-                    let _ = writeln!(out, "{} {count}", with_labels(&format!("{name}_bucket"), labels, Some(&le)));
-                }
-                let _ = writeln!(
-                    out,
-                    "{} {}",
-                    with_labels(&format!("{name}_bucket"), labels, Some("le=\"+Inf\"")),
-                    h.count
-                );
-                let _ = writeln!(out, "{} {}", with_labels(&format!("{name}_sum"), labels, None), h.sum);
-                let _ = writeln!(out, "{} {}", with_labels(&format!("{name}_count"), labels, None), h.count);
-            }
-            for (metric, labels, value) in gauges {
-                if metric == name {
-                    let _ = writeln!(out, "{} {value}", with_labels(name, &render_labels(labels), None));
-                }
+    pub fn render(&self, gauges: &[ScrapedGauge<'_>]) -> String {
+        for (name, labels, value) in gauges {
+            if let Some(family) = self.gauges.get(name) {
+                family.get_or_create(&owned(labels)).set(*value);
             }
         }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -147,7 +137,7 @@ mod tests {
         metrics.inc("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]);
         metrics.inc("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]);
         metrics.observe("wxrisk_http_request_duration_seconds", &[("route", "/a\"b")], 0.003);
-        let text = metrics.render(&[("wxrisk_jobs", vec![("status", "queued")], 3.0)]);
+        let text = metrics.render(&[("wxrisk_jobs", vec![("status", "queued")], 3), ("wxrisk_database_up", vec![], 1)]);
         assert!(text.contains("wxrisk_http_requests_total{route=\"/healthz\",status=\"200\"} 2"), "{text}");
         assert!(
             text.contains("wxrisk_http_request_duration_seconds_bucket{route=\"/a\\\"b\",le=\"0.0025\"} 0"),
@@ -160,6 +150,7 @@ mod tests {
         assert!(text.contains("wxrisk_http_request_duration_seconds_count{route=\"/a\\\"b\"} 1"), "{text}");
         assert!(text.contains("wxrisk_jobs{status=\"queued\"} 3"), "{text}");
         assert!(text.contains("# TYPE wxrisk_jobs gauge"));
+        assert!(text.contains("\nwxrisk_database_up 1\n"), "{text}");
         assert_eq!(metrics.counter("wxrisk_http_requests_total", &[("route", "/healthz"), ("status", "200")]), 2);
     }
 }

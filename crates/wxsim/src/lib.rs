@@ -2,9 +2,10 @@
 //! WeCom, DingTalk and Feishu chat robots, plus a receiver for Standard Webhooks.
 //!
 //! It speaks the real protocols — RSA signatures checked both ways, AES-GCM callbacks, TC3-HMAC-SHA256, the robots'
-//! HMAC schemes — keeps state the way the real services do (complaint states, idempotent refunds, token lifetimes,
-//! per-minute limits), calls back registered URLs on WeChat's retry schedule, and injects faults on demand. Tests
-//! and `wxrisk demo` drive it over its JSON control API under `/_sim/`.
+//! HMAC schemes (checked with the `protocols` crate, which wxrisk's senders sign with) — keeps state the way the
+//! real services do (complaint states, idempotent refunds, token lifetimes, per-minute limits), calls back
+//! registered URLs on WeChat's retry schedule, and injects faults on demand. Tests, `wxrisk sim` and `wxrisk demo`
+//! drive it over its JSON control API under `/_sim/`.
 //!
 //! One listener serves every service: WeChat Pay under `/v3/…`, the official account under `/cgi-bin/…`, SMS at
 //! `POST /` (TC3), WeCom at `/cgi-bin/webhook/send`, DingTalk at `/robot/send`, Feishu at
@@ -15,7 +16,6 @@
 
 pub mod clock;
 pub mod keys;
-pub mod protocols;
 
 mod callbacks;
 mod control;

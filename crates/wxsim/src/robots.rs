@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::clock::{real_now_ms, real_now_secs};
 use crate::faults::ErrorCode;
-use crate::protocols::{dingtalk, feishu, standard_webhooks};
 use crate::state::{RobotMessage, WebhookMessage};
+use protocols::{dingtalk, feishu, standard_webhooks};
 
 pub fn router() -> Router<Arc<Sim>> {
     Router::new()

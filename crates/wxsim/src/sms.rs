@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::clock::{china_day, real_now_secs};
 use crate::faults::ErrorCode;
-use crate::protocols::tc3::{self, Tc3Authorization, Tc3Request};
 use crate::state::SmsMessage;
+use protocols::tc3::{self, Tc3Authorization, Tc3Request};
 
 pub fn router() -> Router<Arc<Sim>> {
     Router::new().route("/", post(send_sms))
@@ -67,7 +67,7 @@ fn authenticate(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<String, R
     let timestamp: i64 = header("x-tc-timestamp")
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| failure("MissingParameter", "X-TC-Timestamp is missing"))?;
-    if (real_now_secs() - timestamp).abs() > 300 {
+    if real_now_secs().abs_diff(timestamp) > 300 {
         return Err(failure(
             "AuthFailure.SignatureExpire",
             "the request timestamp is more than 5 minutes from server time",
@@ -96,7 +96,7 @@ fn authenticate(sim: &Sim, headers: &HeaderMap, body: &[u8]) -> Result<String, R
     );
     let matches = auth.service == "sms"
         && auth.date == expected.date
-        && crate::protocols::same(auth.signature.as_bytes(), expected.signature.as_bytes());
+        && protocols::same(auth.signature.as_bytes(), expected.signature.as_bytes());
     if !matches {
         return Err(failure(
             "AuthFailure.SignatureFailure",
@@ -165,7 +165,7 @@ async fn send_sms(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) 
     let mut statuses = Vec::new();
     for raw in &input.phone_number_set {
         let status = |code: &str, message: &str, serial: &str, fee: u32| json!({"SerialNo": serial, "PhoneNumber": raw, "Fee": fee, "SessionContext": input.session_context, "Code": code, "Message": message, "IsoCode": "CN"});
-        let Some(number) = crate::protocols::phone::e164(raw) else {
+        let Some(number) = protocols::phone::e164(raw) else {
             statuses.push(status("InvalidParameterValue.IncorrectPhoneNumber", "incorrect phone number", "", 0));
             continue;
         };

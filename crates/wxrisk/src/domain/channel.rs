@@ -456,7 +456,7 @@ fn default_sms_region() -> String {
 
 /// E.164 (`+8613800138000`) from any form Tencent accepts, or an error naming the field.
 fn e164(key: &str, value: &str) -> Result<String, FieldError> {
-    wxsim::protocols::phone::e164(value)
+    protocols::phone::e164(value)
         .ok_or_else(|| FieldError::new(field(key), format!("`{value}` is not a phone number like +8613800138000")))
 }
 

@@ -102,10 +102,23 @@ impl Worker {
         metrics.observe("wxrisk_job_attempt_duration_seconds", &[("kind", &kind)], elapsed.as_secs_f64());
         match outcome {
             Outcome::Dead => {
-                tracing::warn!(job_id = claimed.job.id, kind, attempt = claimed.attempt, error = ?record.message, "job is dead")
+                tracing::warn!(
+                    job_id = claimed.job.id,
+                    kind,
+                    attempt = claimed.attempt,
+                    error = record.message.as_deref(),
+                    "job is dead"
+                )
             }
             Outcome::Retry { next_at } => {
-                tracing::info!(job_id = claimed.job.id, kind, attempt = claimed.attempt, next_at, error = ?record.message, "job will be retried")
+                tracing::info!(
+                    job_id = claimed.job.id,
+                    kind,
+                    attempt = claimed.attempt,
+                    next_at,
+                    error = record.message.as_deref(),
+                    "job will be retried"
+                )
             }
             Outcome::Succeeded => tracing::debug!(job_id = claimed.job.id, kind, attempt = claimed.attempt, "job done"),
             Outcome::Deferred { until } => tracing::debug!(job_id = claimed.job.id, kind, until, "job deferred"),

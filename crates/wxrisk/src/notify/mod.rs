@@ -74,7 +74,12 @@ pub async fn enqueue(conn: &mut AnyConnection, state: &AppState, event: &Notific
         None => None,
     };
     if merchant.as_ref().is_some_and(|m| !m.enabled) && event.kind != EventKind::JobDead {
-        tracing::info!(provider_id = provider.id, mchid = ?event.merchant_mchid, kind = event.kind.as_str(), "sub-merchant disabled: nobody notified");
+        tracing::info!(
+            provider_id = provider.id,
+            mchid = event.merchant_mchid.as_deref(),
+            kind = event.kind.as_str(),
+            "sub-merchant disabled: nobody notified"
+        );
         return Ok(Vec::new());
     }
     let mut channels = channels::list(

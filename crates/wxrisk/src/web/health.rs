@@ -67,13 +67,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         Ok(mut conn) => jobs::count_by_status(&mut conn).await.ok(),
         Err(_) => None,
     };
-    gauges.push(("wxrisk_database_up", Vec::new(), if counts.is_some() { 1.0 } else { 0.0 }));
+    gauges.push(("wxrisk_database_up", Vec::new(), i64::from(counts.is_some())));
     let counts = counts.unwrap_or_default();
     let status_names: Vec<&'static str> = jobs::JobStatus::ALL.iter().map(|s| s.as_str()).collect();
     for status in status_names {
         let n = counts.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
-        gauges.push(("wxrisk_jobs", vec![("status", status)], n as f64));
+        gauges.push(("wxrisk_jobs", vec![("status", status)], n));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render(&gauges))
+    (
+        [(header::CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)],
+        state.metrics().render(&gauges),
+    )
         .into_response()
 }

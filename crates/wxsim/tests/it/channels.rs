@@ -1,8 +1,8 @@
 //! Official account, Tencent Cloud SMS, chat robots and webhook receivers, each with its own protocol and errors.
 
+use protocols::{dingtalk, feishu, standard_webhooks, tc3};
 use serde_json::{Value, json};
 use wxsim::keys::SignMode;
-use wxsim::protocols::{dingtalk, feishu, standard_webhooks, tc3};
 
 use crate::helpers::*;
 

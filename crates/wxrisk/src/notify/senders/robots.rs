@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use protocols::{dingtalk as dingtalk_sign, feishu as feishu_sign};
 use serde_json::{Value, json};
-use wxsim::protocols::{dingtalk as dingtalk_sign, feishu as feishu_sign};
 
 use super::{Destination, SendError, Sent, missing, post_json};
 use crate::notify::Message;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use protocols::tc3;
 use serde_json::{Value, json};
-use wxsim::protocols::tc3;
 
 use super::{Destination, SendError, Sent, http_failure, missing};
 use crate::notify::Message;

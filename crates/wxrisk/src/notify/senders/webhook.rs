@@ -3,8 +3,8 @@
 //! settings, so it goes through the destination guard (`notify::destinations`): a literal address is checked
 //! here, a name (`localhost` included) by the guarded client's resolver, on the addresses it connects to.
 
+use protocols::standard_webhooks;
 use serde_json::json;
-use wxsim::protocols::standard_webhooks;
 
 use super::{Destination, SendError, Sent, http_failure, missing, short_id};
 use crate::notify::Message;

@@ -4,7 +4,7 @@
 //! header as `name:value\n` (both lower-cased, value trimmed, sorted by name); the date in the credential scope is
 //! the **UTC** date of the timestamp; the key is derived `TC3+secret → date → service → tc3_request`.
 
-use super::{hmac_sha256, sha256_hex};
+use crate::{hmac_sha256, sha256_hex};
 
 pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
 

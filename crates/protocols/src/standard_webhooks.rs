@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{hmac_sha256, same};
+use crate::{hmac_sha256, same};
 
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -39,7 +39,7 @@ pub fn verify(
     now_secs: i64,
 ) -> Result<(), WebhookSignatureError> {
     let timestamp_secs: i64 = timestamp.trim().parse().map_err(|_| WebhookSignatureError::Timestamp)?;
-    if (now_secs - timestamp_secs).abs() > MAX_SKEW_SECS {
+    if now_secs.abs_diff(timestamp_secs) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(WebhookSignatureError::Timestamp);
     }
     let expected = sign(secret, id, timestamp_secs, body)?;
@@ -76,5 +76,23 @@ mod tests {
             Err(WebhookSignatureError::Timestamp)
         );
         assert_eq!(sign("C2FV", "id", 1, b"").err(), Some(WebhookSignatureError::Secret));
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_are_refused_without_overflow() {
+        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        for (timestamp, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, 0)] {
+            let signature = sign(secret, "id", timestamp, b"{}").expect("sign");
+            assert_eq!(
+                verify(secret, "id", &timestamp.to_string(), &signature, b"{}", now),
+                Err(WebhookSignatureError::Timestamp),
+                "{timestamp} at {now}"
+            );
+        }
+        assert_eq!(
+            verify(secret, "id", "99999999999999999999", "v1,x", b"{}", 0),
+            Err(WebhookSignatureError::Timestamp),
+            "beyond i64"
+        );
     }
 }
