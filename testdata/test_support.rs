@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 /// A file of `testdata/` (keys and certificates made with OpenSSL).
 pub fn testdata(name: &str) -> String {
@@ -22,4 +24,21 @@ pub fn python() -> PathBuf {
     let venv = PathBuf::from(format!("{}/../../.venv/bin/python3", env!("CARGO_MANIFEST_DIR")));
     assert!(venv.exists(), "no Python environment for the cross-checks: run ./scripts/test, which creates .venv");
     venv
+}
+
+/// Run a cross-check script with `args`, `input` on its standard input; its standard output. A script that fails
+/// fails the test with what it printed on standard error.
+pub fn run_python(script: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    child.stdin.take().expect("stdin").write_all(input).expect("write");
+    let output = child.wait_with_output().expect("python runs");
+    assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
 }

@@ -5,9 +5,6 @@
 #[path = "../../../testdata/test_support.rs"]
 mod test_support;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use protocols::{dingtalk, feishu};
 use serde_json::{Value, json};
 
@@ -30,17 +27,8 @@ fn secrets() -> Vec<String> {
 
 fn run_python(request: &Value) -> Value {
     let script = format!("{}/tests/robot_signatures.py", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(test_support::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("write");
-    let output = child.wait_with_output().expect("python runs");
-    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("python answers JSON")
+    let output = test_support::run_python(&script, &[], request.to_string().as_bytes());
+    serde_json::from_slice(&output).expect("python answers JSON")
 }
 
 #[test]

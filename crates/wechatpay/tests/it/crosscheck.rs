@@ -3,9 +3,6 @@
 //! answer, callbacks genuine and tampered, an encrypted `payer_phone`, an Authorization header — and our code must
 //! accept the genuine ones and refuse the rest; then Python judges what our code makes.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use base64::Engine as _;
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -16,25 +13,15 @@ use wechatpay::sign::{Authorization, Signer, request_nonce, sign_as_wechatpay};
 use wechatpay::verify::SignatureHeaders;
 use wechatpay::{Apiv3Key, Certificate, Event, Notification, PlatformKeys, RsaPrivateKey, WechatPayPublicKey};
 
-use crate::{python, testdata};
+use crate::testdata;
 
 const APIV3: &str = "0123456789abcdefABCDEF0123456789";
 const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0116571234562024052000123400000000";
 
 fn run_python(command: &str, request: &Value) -> Value {
     let script = format!("{}/tests/it/crosscheck.py", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(python())
-        .arg(script)
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("write");
-    let output = child.wait_with_output().expect("python runs");
-    assert!(output.status.success(), "python failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("python answers JSON")
+    let output = crate::support::run_python(&script, &[command], request.to_string().as_bytes());
+    serde_json::from_slice(&output).expect("python answers JSON")
 }
 
 fn header_map(headers: &Value) -> HeaderMap {

@@ -115,6 +115,25 @@ fn tick_simulator_minutes(sim: &wxsim::Simulator, client: &reqwest::Client) -> t
     })
 }
 
+/// The simulator, and settings for a `wxrisk` process that listens (`web_env`) or only works (`env`).
+struct Stage {
+    sim: wxsim::Simulator,
+    control: SimControl,
+    base: String,
+    env: Vec<(&'static str, String)>,
+    web_env: Vec<(&'static str, String)>,
+}
+
+async fn stage() -> Stage {
+    let sim = wxsim::Simulator::start(test_sim_config()).await.expect("simulator");
+    let control = SimControl::new(&sim);
+    let port = free_port();
+    let env = fast_env(&sim);
+    let mut web_env = env.clone();
+    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
+    Stage { sim, control, base: format!("http://127.0.0.1:{port}"), env, web_env }
+}
+
 fn test_sim_config() -> wxsim::SimConfig {
     wxsim::SimConfig {
         apiv3_key: Some(APIV3_KEY.into()),
@@ -174,13 +193,7 @@ async fn two_processes_on_one_postgresql_database_handle_500_complaints_exactly_
         eprintln!("two_processes_on_one_postgresql_database…: PostgreSQL only (set WXRISK_TEST_DATABASE_URL)");
         return;
     }
-    let sim = wxsim::Simulator::start(test_sim_config()).await.expect("simulator");
-    let control = SimControl::new(&sim);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env = fast_env(&sim);
-    let mut web_env = env.clone();
-    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
+    let Stage { sim, control, base, env, web_env } = stage().await;
     let _first = Process(wxrisk(&db, &web_env).arg("serve").stdout(Stdio::null()).spawn().expect("first process"));
     let second = Process(
         wxrisk(&db, &env).args(["serve", "--role", "worker"]).stdout(Stdio::null()).spawn().expect("second process"),
@@ -262,13 +275,7 @@ async fn two_worker_processes_deciding_about_one_order_at_once_refund_it_once() 
         eprintln!("two_worker_processes_deciding…: PostgreSQL only (set WXRISK_TEST_DATABASE_URL)");
         return;
     }
-    let sim = wxsim::Simulator::start(test_sim_config()).await.expect("simulator");
-    let control = SimControl::new(&sim);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env = fast_env(&sim);
-    let mut web_env = env.clone();
-    web_env.push(("WXRISK_LISTEN", format!("127.0.0.1:{port}")));
+    let Stage { sim, control, base, env, web_env } = stage().await;
     // Callbacks are taken in while no worker runs, so the two workers start on a queue in which the two
     // complaints of each pair lie next to each other and are claimed at the same moment.
     let _web =

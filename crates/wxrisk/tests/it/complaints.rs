@@ -145,7 +145,8 @@ impl World {
     }
 }
 
-fn steps(complaint: &Value) -> Vec<String> {
+/// The names of the steps on a complaint's timeline, in order.
+pub fn steps(complaint: &Value) -> Vec<String> {
     complaint["timeline"]
         .as_array()
         .expect("timeline")

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::complaints::{REPLY_TEXT, SUB_MCHID, World, world};
+use crate::complaints::{REPLY_TEXT, SUB_MCHID, World, steps, world};
 use crate::helpers::{TestDb, test_config};
 
 const REFUNDS_PATH: &str = "/v3/refund/domestic/refunds";
@@ -17,15 +17,6 @@ async fn fault(w: &World, method: &str, path: &str, action: Value) {
 
 fn refund_rows(complaint: &Value) -> Vec<Value> {
     complaint["refunds"].as_array().cloned().unwrap_or_default()
-}
-
-fn steps(complaint: &Value) -> Vec<String> {
-    complaint["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .map(|s| s["step"].as_str().expect("step").to_owned())
-        .collect()
 }
 
 /// The refund WeChat Pay made, although it answered the request with a refusal: recorded as what WeChat Pay says it

@@ -1,9 +1,6 @@
 //! PyPI `wechatpayv3` (service-provider mode) against the simulator: if the simulator only agreed with our own
 //! crate it would prove nothing. `scripts/test` installs the package in `.venv`.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use serde_json::{Value, json};
 use wxsim::keys::SignMode;
 
@@ -30,21 +27,11 @@ async fn wechatpayv3_talks_to_the_simulator() {
 
     let script = format!("{}/tests/it/crosscheck.py", env!("CARGO_MANIFEST_DIR"));
     // The Python client blocks a thread of its own; while this task waits, the runtime keeps serving the simulator.
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python");
-        child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("write");
-        child.wait_with_output().expect("runs")
-    })
-    .await
-    .expect("join");
-    assert!(output.status.success(), "wechatpayv3 failed: {}", String::from_utf8_lossy(&output.stderr));
-    let results: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let output =
+        tokio::task::spawn_blocking(move || crate::support::run_python(&script, &[], request.to_string().as_bytes()))
+            .await
+            .expect("join");
+    let results: Value = serde_json::from_slice(&output).expect("json");
 
     assert_eq!(
         results["downloaded_serials"],

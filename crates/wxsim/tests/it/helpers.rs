@@ -14,7 +14,7 @@ use wxsim::{ProviderSetup, SimConfig, Simulator};
 pub const APIV3: &str = "0123456789abcdefABCDEF0123456789";
 pub const SUB_MCHID: &str = "1900000109";
 
-pub use crate::support::{python, testdata};
+pub use crate::support::testdata;
 
 pub async fn start(mode: SignMode) -> Simulator {
     let config = SimConfig {
