@@ -95,6 +95,48 @@ impl std::str::FromStr for Scope {
     }
 }
 
+/// A console user's role. The same ladder as token scopes: a viewer reads (scope `read`), an operator also acts on
+/// complaints, violations and sub-merchants and test-sends (`operate`), an admin also changes the setup (`admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text.trim())
+    }
+
+    /// What the role may do, as a scope: the one check every route makes.
+    pub fn scope(self) -> Scope {
+        match self {
+            Role::Viewer => Scope::Read,
+            Role::Operator => Scope::Operate,
+            Role::Admin => Scope::Admin,
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Role::parse(text).ok_or_else(|| format!("`{text}` is not a role: viewer, operator or admin"))
+    }
+}
+
 /// What a caller is allowed: today a scope over everything wxrisk holds.
 ///
 /// This is the one permission check of the web layer, for the API now and the console's pages later. A later issue
@@ -282,26 +324,40 @@ pub async fn add_user(
     store: &Store,
     username: &str,
     password: &SecretString,
+    role: Role,
+    now: i64,
+    actor: &Actor,
+) -> Result<i64, UserError> {
+    let mut tx = store.begin().await?;
+    let id = add_user_in(&mut tx, username, password, role, now, actor).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// [`add_user`] in the caller's transaction (the first-run setup also spends its link in it).
+pub async fn add_user_in(
+    conn: &mut sqlx::AnyConnection,
+    username: &str,
+    password: &SecretString,
+    role: Role,
     now: i64,
     actor: &Actor,
 ) -> Result<i64, UserError> {
     check_username(username)?;
     let hash = hash_password(password)?;
-    let mut tx = store.begin().await?;
-    let id = match users::insert(&mut tx, username, &hash, now).await {
+    let id = match users::insert(conn, username, &hash, role.as_str(), now).await {
         Err(StoreError::Conflict { .. }) => return Err(UserError::Exists(username.to_owned())),
         other => other?,
     };
     crate::store::audit::record(
-        &mut tx,
+        conn,
         now,
         &actor.label(),
         "user.create",
         ("user", &id.to_string()),
-        &serde_json::json!({"username": username}),
+        &serde_json::json!({"username": username, "role": role.as_str()}),
     )
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 

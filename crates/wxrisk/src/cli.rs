@@ -114,12 +114,16 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add a user. Without --password-stdin a random password is generated and printed.
+    /// Add a console user. Without --password-stdin a random password is generated and printed.
     Add {
         username: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// `viewer` (reads), `operator` (also acts on complaints, violations and sub-merchants) or `admin`
+        /// (everything, including the setup and users).
+        #[arg(long, default_value = "admin")]
+        role: auth::Role,
     },
     /// Set a user's password.
     Passwd {
@@ -295,10 +299,10 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(command) => {
             let store = open_store(&config).await?;
             match command {
-                UserCommand::Add { username, password_stdin } => {
+                UserCommand::Add { username, password_stdin, role } => {
                     let (password, generated) = read_password(password_stdin)?;
-                    auth::add_user(&store, &username, &password, now, &Actor::Cli).await?;
-                    println!("user {username} added");
+                    auth::add_user(&store, &username, &password, role, now, &Actor::Cli).await?;
+                    println!("user {username} added ({})", role.as_str());
                     if generated {
                         println!("password: {}", password.expose_secret());
                     }
@@ -316,9 +320,10 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     for user in users::list(&mut conn).await? {
                         let state = if user.disabled { "disabled" } else { "active" };
                         println!(
-                            "{}\t{}\t{state}\tcreated {}",
+                            "{}\t{}\t{}\t{state}\tcreated {}",
                             user.id,
                             user.username,
+                            user.role,
                             format_shanghai(user.created_at)
                         );
                     }

@@ -67,6 +67,19 @@ impl ApiError {
         ApiError::Invalid(FieldError::new(field, message))
     }
 
+    /// The HTTP status this error is answered with (the console answers the same statuses as the API).
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// What a person is shown: the message, without internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Invalid(e) => format!("{}: {}", e.field, e.message),
+            other => other.to_string(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", None),

@@ -204,8 +204,23 @@ impl App {
             let token = self.shutdown.clone();
             // `addr=127.0.0.1:8080`: displayed, not Debug-formatted (`Some(…)`); an Option field is left out when empty.
             tracing::info!(addr = listener.local_addr().ok().map(tracing::field::display), "listening");
+            let base = match self.state.config().public_base() {
+                Some(base) => base,
+                None => format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default()),
+            };
+            match web::console::signin::offer_setup_link(&self.state, &base).await {
+                Ok(Some(link)) => {
+                    // Printed, not logged: the link signs its holder in as the first admin.
+                    println!("首次使用：在浏览器中打开此链接创建管理员（24 小时内有效，仅可使用一次）");
+                    println!("First start: open this link to create the first admin (valid for 24 hours, once):");
+                    println!("{link}");
+                    tracing::info!("no console user yet: a one-time setup link was printed on standard output");
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not make the first-run setup link"),
+            }
             tasks.spawn(async move {
-                axum::serve(listener, router)
+                axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                     .with_graceful_shutdown(async move { token.cancelled().await })
                     .await
                     .context("HTTP server failed")

@@ -42,6 +42,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_retention_and_certificate_alerts"),
     migration!(7, "0007_token_scopes"),
     migration!(8, "0008_secrets_and_destinations"),
+    migration!(9, "0009_console"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.

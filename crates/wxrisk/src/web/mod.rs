@@ -1,5 +1,5 @@
-//! HTTP: the JSON API under `/api/v1`, WeChat Pay's callbacks (`crate::intake`), health and metrics. (The console
-//! joins here later.)
+//! HTTP: the operator console under `/console` (`console`), the JSON API under `/api/v1`, WeChat Pay's callbacks
+//! (`crate::intake`), health and metrics.
 //!
 //! Contract: every route answers errors as `{"code","message","field"?}` JSON; request bodies are limited to
 //! `http.max_body_bytes`; `Authorization` and `Cookie` headers never reach a log line; every API route declares
@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod api;
+pub mod console;
 pub mod health;
 pub mod json;
 
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .nest("/api/v1", api::router(&state))
         .merge(crate::intake::router(&state))
+        .merge(console::router(&state))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
@@ -42,8 +44,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("route")
+/// A path nothing serves: a page under `/console`, JSON elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/console") {
+        return console::security_headers_on(console::ConsoleError::NotFound.into_response());
+    }
+    ApiError::NotFound("route").into_response()
 }
 
 /// Count and time every request by its route pattern (never the raw path: ids would explode the label set).

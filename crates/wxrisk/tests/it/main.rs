@@ -11,6 +11,8 @@ mod certificates;
 mod cli;
 mod cluster;
 mod complaints;
+mod console_client;
+mod console_signin;
 mod crosscheck;
 mod destinations;
 mod health;
