@@ -44,9 +44,9 @@ impl Actor {
 
 /// How much a caller may do. Each scope includes the ones before it (the derived order is the declaration order):
 /// - `read`: every `GET` of the API;
-/// - `operate`: acting on what happens — complaint actions (reply, refund, complete, refund progress), test-sending
-///   through a channel, retrying jobs and deliveries;
-/// - `admin`: changing the setup — providers and their keys, sub-merchants, channels, templates, callback
+/// - `operate`: acting on what happens — complaint actions (reply, refund, complete, refund progress), keeping the
+///   sub-merchants and their channels, test-sending through a channel, retrying jobs and deliveries;
+/// - `admin`: changing the setup — providers and their keys, the providers' own channels, templates, callback
 ///   registration at WeChat Pay (and tokens, which are made on the command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

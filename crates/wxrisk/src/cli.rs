@@ -141,9 +141,9 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// What the token may do: `read` (look only), `operate` (also act on complaints, test-send through
-        /// channels, retry jobs and deliveries) or `admin` (also change providers and their keys, sub-merchants,
-        /// channels, templates and callback registration). The default is `read`, the least privilege: a script
+        /// What the token may do: `read` (look only), `operate` (also act on complaints, keep sub-merchants and
+        /// their channels, test-send through channels, retry jobs and deliveries) or `admin` (also change providers
+        /// and their keys, the providers' own channels, templates and callback registration). The default is `read`, the least privilege: a script
         /// that changes the setup must ask for `--scope admin`. (Tokens made before scopes existed are `admin`.)
         #[arg(long, default_value = "read")]
         scope: auth::Scope,

@@ -259,6 +259,16 @@ pub enum SmtpSecurity {
     None,
 }
 
+/// An email preset's SMTP host and port (implicit TLS): what 163, QQ and Exmail document.
+pub fn email_preset(name: &str) -> Option<(&'static str, u16)> {
+    match name {
+        "163" => Some(("smtp.163.com", 465)),
+        "qq" => Some(("smtp.qq.com", 465)),
+        "exmail" => Some(("smtp.exmail.qq.com", 465)),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmailSettings {
@@ -283,12 +293,12 @@ impl EmailSettings {
     fn check(mut self) -> Result<Self, FieldError> {
         let preset = match self.preset.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some("163") => Some(("smtp.163.com", 465)),
-            Some("qq") => Some(("smtp.qq.com", 465)),
-            Some("exmail") => Some(("smtp.exmail.qq.com", 465)),
-            Some(other) => {
-                return Err(FieldError::new(field("preset"), format!("`{other}` is not one of 163, qq, exmail")));
-            }
+            Some(name) => match email_preset(name) {
+                Some(preset) => Some(preset),
+                None => {
+                    return Err(FieldError::new(field("preset"), format!("`{name}` is not one of 163, qq, exmail")));
+                }
+            },
         };
         if let Some((host, port)) = preset {
             self.host.get_or_insert_with(|| host.to_owned());

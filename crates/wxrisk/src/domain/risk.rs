@@ -51,6 +51,24 @@ pub fn risk_label(risk_type: &str, description: &str) -> String {
     }
 }
 
+/// WeChat's `limited_functions` values (`merchant-limitations`) with a Chinese and an English label.
+pub const LIMITED_FUNCTION_LABELS: &[(&str, &str, &str)] = &[
+    ("NO_TRANSACTION_AND_RECHARGE", "禁止交易和充值", "No transactions or top-ups"),
+    ("NO_PAYMENT", "禁止付款", "No payments"),
+    ("NO_WITHDRAWAL", "禁止提现", "No withdrawals"),
+    ("NO_REFUND", "禁止退款", "No refunds"),
+    ("NO_TRANSACTION", "禁止交易", "No transactions"),
+    ("NO_PROFIT_SHARING", "禁止分账", "No profit sharing"),
+];
+
+/// The label of a limited function in Chinese (`zh`) or English; a value this version does not know stays the code.
+pub fn limited_function_label(code: &str, zh: bool) -> String {
+    match LIMITED_FUNCTION_LABELS.iter().find(|(known, _, _)| *known == code) {
+        Some((_, label_zh, label_en)) => (if zh { *label_zh } else { *label_en }).to_owned(),
+        None => code.to_owned(),
+    }
+}
+
 /// What counts toward a sub-merchant's risk in one window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RiskFigures {
@@ -108,6 +126,13 @@ mod tests {
         assert_eq!(risk_label("FRAUD", "whatever"), "欺诈");
         assert_eq!(risk_label("NEW_KIND", "新的风险"), "新的风险");
         assert_eq!(risk_label("NEW_KIND", ""), "NEW_KIND");
+        assert_eq!(LIMITED_FUNCTION_LABELS.len(), wechatpay::enums::LimitedFunction::KNOWN.len());
+        for known in wechatpay::enums::LimitedFunction::KNOWN {
+            assert_ne!(limited_function_label(known.as_str(), true), known.as_str(), "{known:?}");
+        }
+        assert_eq!(limited_function_label("NO_REFUND", true), "禁止退款");
+        assert_eq!(limited_function_label("NO_REFUND", false), "No refunds");
+        assert_eq!(limited_function_label("NO_SOMETHING_NEW", true), "NO_SOMETHING_NEW");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use super::conditions::{Arg, Conditions, like_literal};
 use super::{AnyQuery, Page, StoreError, StoreResult, col, flag, to_flag};
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct MerchantFilter {
     pub provider_id: Option<i64>,
     pub mchid: Option<String>,
     pub enabled: Option<bool>,
+    /// Words a person typed: the mchid itself, the start of an mchid, or part of the name (case-insensitive for
+    /// Latin letters). A name search reads the provider's sub-merchants in id order until the page is full, which
+    /// a few tens of thousands of rows allow; mchids are found by index.
+    pub search: Option<String>,
 }
 
 const COLUMNS: &str = "id, provider_id, mchid, name, reply_text, auto_refund, enabled, created_at, updated_at";
@@ -106,7 +111,7 @@ pub async fn find_by_mchid(
     provider_id: Option<i64>,
     mchid: &str,
 ) -> StoreResult<Vec<MerchantRow>> {
-    let filter = MerchantFilter { provider_id, mchid: Some(mchid.to_owned()), enabled: None };
+    let filter = MerchantFilter { provider_id, mchid: Some(mchid.to_owned()), ..MerchantFilter::default() };
     list(conn, &filter, Page { after_id: 0, limit: 10 }).await
 }
 
@@ -117,21 +122,68 @@ pub async fn for_provider(conn: &mut AnyConnection, provider_id: i64) -> StoreRe
     rows.iter().map(from_row).collect()
 }
 
+/// Oldest first, after `page.after_id` (the API's order): at most `page.limit + 1` rows.
 pub async fn list(conn: &mut AnyConnection, filter: &MerchantFilter, page: Page) -> StoreResult<Vec<MerchantRow>> {
-    // Each filter is `($n is null or column = $n)`, so one SQL text serves every combination.
-    let sql = format!(
-        "select {COLUMNS} from merchants where id > $1 \
-         and ($2 is null or provider_id = $2) and ($3 is null or mchid = $3) and ($4 is null or enabled = $4) \
-         order by id limit $5"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(page.after_id)
-        .bind(filter.provider_id)
-        .bind(filter.mchid.as_deref())
-        .bind(filter.enabled.map(to_flag))
-        .bind(page.limit + 1)
-        .fetch_all(&mut *conn)
-        .await?;
+    select(conn, filter, Order::OldestAfter(page.after_id), page.limit + 1).await
+}
+
+/// Newest first, before `before_id` when given (the console's order): at most `limit` rows.
+pub async fn list_newest(
+    conn: &mut AnyConnection,
+    filter: &MerchantFilter,
+    before_id: Option<i64>,
+    limit: i64,
+) -> StoreResult<Vec<MerchantRow>> {
+    select(conn, filter, Order::NewestBefore(before_id), limit).await
+}
+
+enum Order {
+    OldestAfter(i64),
+    NewestBefore(Option<i64>),
+}
+
+async fn select(
+    conn: &mut AnyConnection,
+    filter: &MerchantFilter,
+    order: Order,
+    limit: i64,
+) -> StoreResult<Vec<MerchantRow>> {
+    let mut c = Conditions::new();
+    let order_by = match order {
+        Order::OldestAfter(after) => {
+            c.add("id > ?", [Arg::Int(after)]);
+            "id"
+        }
+        Order::NewestBefore(before) => {
+            if let Some(before) = before {
+                c.add("id < ?", [Arg::Int(before)]);
+            }
+            "id desc"
+        }
+    };
+    if let Some(provider_id) = filter.provider_id {
+        c.add("provider_id = ?", [Arg::Int(provider_id)]);
+    }
+    if let Some(mchid) = &filter.mchid {
+        c.add("mchid = ?", [Arg::Text(mchid.clone())]);
+    }
+    if let Some(enabled) = filter.enabled {
+        c.add("enabled = ?", [Arg::Int(to_flag(enabled))]);
+    }
+    if let Some(words) = filter.search.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+        let literal = like_literal(words);
+        c.add(
+            "(mchid = ? or mchid like ? escape '\\' or lower(name) like ? escape '\\')",
+            [
+                Arg::Text(words.to_owned()),
+                Arg::Text(format!("{literal}%")),
+                Arg::Text(format!("%{}%", literal.to_lowercase())),
+            ],
+        );
+    }
+    let limit = c.param(Arg::Int(limit));
+    let sql = format!("select {COLUMNS} from merchants where {} order by {order_by} limit {limit}", c.sql());
+    let rows = c.bind(sqlx::query(sqlx::AssertSqlSafe(sql))).fetch_all(&mut *conn).await?;
     rows.iter().map(from_row).collect()
 }
 

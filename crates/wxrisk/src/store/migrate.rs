@@ -43,6 +43,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_token_scopes"),
     migration!(8, "0008_secrets_and_destinations"),
     migration!(9, "0009_console"),
+    migration!(11, "0011_console_merchants"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod certificate_alerts;
 pub mod channels;
 pub mod complaints;
+pub mod conditions;
 pub mod console;
 pub mod deliveries;
 pub mod idempotency;

@@ -224,9 +224,40 @@ pub async fn current_score(
     sub_mchid: &str,
     now: i64,
 ) -> StoreResult<(i64, risk::RiskFigures, Vec<String>)> {
-    let last_30 = figures(conn, provider_id, sub_mchid, 30, now).await?;
-    let limited = limited_functions(conn, provider_id, sub_mchid).await?;
-    Ok((risk::score(&last_30, !limited.is_empty()), last_30, limited))
+    let key = (provider_id, sub_mchid.to_owned());
+    let mut all = current_scores(conn, std::slice::from_ref(&key), now).await?;
+    let current = all.remove(&key).unwrap_or_default();
+    Ok((current.score, current.last_30_days, current.limited_functions))
+}
+
+/// A sub-merchant's score now, what it comes from.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentScore {
+    pub score: i64,
+    pub last_30_days: risk::RiskFigures,
+    pub limited_functions: Vec<String>,
+}
+
+/// The scores now of several sub-merchants (`(provider_id, sub_mchid)`): a handful of grouped queries whatever their
+/// number (`store::violations::figures_of`, `limitations_of`), for pages that list many.
+pub async fn current_scores(
+    conn: &mut AnyConnection,
+    merchants: &[(i64, String)],
+    now: i64,
+) -> StoreResult<std::collections::HashMap<(i64, String), CurrentScore>> {
+    let figures = store::figures_of(conn, merchants, now - 30 * 86_400_000).await?;
+    let mut limitations = store::limitations_of(conn, merchants).await?;
+    Ok(figures
+        .into_iter()
+        .map(|(key, last_30_days)| {
+            let limited_functions: Vec<String> = limitations
+                .remove(&key)
+                .and_then(|l| serde_json::from_str(&l.limited_functions).ok())
+                .unwrap_or_default();
+            let score = risk::score(&last_30_days, !limited_functions.is_empty());
+            (key, CurrentScore { score, last_30_days, limited_functions })
+        })
+        .collect())
 }
 
 pub async fn check_risk(ctx: &JobContext) -> JobResult {

@@ -9,6 +9,12 @@
 //! dropped unless the same PATCH gives it again, and stays listed in `secrets_cleared` (audited) until it is set or
 //! removed; the channel sends nothing meanwhile. A destination that is a literal non-public address is refused
 //! unless `notify.allow_private_destinations` (`notify::destinations`).
+//!
+//! Who may change what: a sub-merchant's channels need the `operate` scope (the console's operator keeps its
+//! sub-merchants' channels), the provider's own channels `admin` (they are the provider's setup). The routes declare
+//! `operate`; [`require_for_owner`] asks the caller's [`Grant`] for `admin` once the channel's owner is known (one
+//! permission check, `Grant::permits`). Test-sending through any channel needs `operate`. The actions are the
+//! `pub(crate)` functions here, which the API handlers and the console's pages both call.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::auth::Actor;
+use crate::auth::{Caller, Grant, Scope};
 use crate::clock::format_shanghai;
 use crate::domain::channel::{ChannelKind, SplitSettings, credentials_to_clear, validate_settings};
 use crate::domain::{FieldError, Mchid};
@@ -121,7 +127,12 @@ fn open_secrets(state: &AppState, row: &ChannelRow) -> Option<Map<String, Value>
     }
 }
 
-async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRow) -> Result<ChannelOut, ApiError> {
+/// A stored channel as the API shows it.
+pub(crate) async fn to_out(
+    conn: &mut sqlx::AnyConnection,
+    state: &AppState,
+    row: ChannelRow,
+) -> Result<ChannelOut, ApiError> {
     let kind = parse_kind(&row)?;
     let secrets_set = open_secrets(state, &row).map(|s| s.keys().cloned().collect()).unwrap_or_default();
     let merchant_mchid = match row.merchant_id {
@@ -146,10 +157,17 @@ async fn to_out(conn: &mut sqlx::AnyConnection, state: &AppState, row: ChannelRo
     })
 }
 
-async fn load_out(state: &AppState, id: i64) -> Result<ChannelOut, ApiError> {
+/// One channel as the API shows it (credentials never; which are set, and which were cleared).
+pub(crate) async fn load_out(state: &AppState, id: i64) -> Result<ChannelOut, ApiError> {
     let mut conn = state.store().conn().await?;
     let row = channels::get(&mut conn, id).await?.ok_or(ApiError::NotFound("channel"))?;
     to_out(&mut conn, state, row).await
+}
+
+/// A sub-merchant's channel (`merchant_id`) needs `operate`, a provider's own channel `admin`.
+pub(crate) fn require_for_owner(grant: &Grant, merchant_id: Option<i64>) -> Result<(), ApiError> {
+    let need = if merchant_id.is_some() { Scope::Operate } else { Scope::Admin };
+    Ok(grant.permits(need)?)
 }
 
 /// Work out which provider (and sub-merchant) a new channel belongs to.
@@ -209,20 +227,31 @@ fn check_destination(state: &AppState, kind: ChannelKind, split: &SplitSettings)
     crate::notify::destinations::check_settings(kind, &split.public, allow)
 }
 
+/// Create a channel.
+///
+/// A sub-merchant's channel needs the `operate` scope; the provider's own channel needs `admin` (403 otherwise).
 #[utoipa::path(post, path = "/channels", tag = "channels", request_body = ChannelIn,
     responses((status = 201, body = ChannelOut), (status = 400, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     ApiJson(input): ApiJson<ChannelIn>,
 ) -> Result<(StatusCode, Json<ChannelOut>), ApiError> {
+    let id = create_channel(&state, &caller, input).await?;
+    Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+}
+
+/// Create a channel (audited `channel.create`); returns its id. The owner is resolved and the caller's grant
+/// checked for it before the settings are looked at: a caller who may not make the channel learns nothing more.
+pub(crate) async fn create_channel(state: &AppState, caller: &Caller, input: ChannelIn) -> Result<i64, ApiError> {
     let now = state.now_ms();
-    let name = channel_name(input.kind, input.name.clone())?;
-    let split = validate_settings(input.kind, input.settings.clone())?;
-    check_destination(&state, input.kind, &split)?;
-    let settings = Value::Object(split.public.clone()).to_string();
     let mut tx = state.store().begin().await?;
     let (provider_id, merchant_id) = resolve_owner(&mut tx, &input).await?;
+    require_for_owner(&caller.grant, merchant_id)?;
+    let name = channel_name(input.kind, input.name.clone())?;
+    let split = validate_settings(input.kind, input.settings.clone())?;
+    check_destination(state, input.kind, &split)?;
+    let settings = Value::Object(split.public.clone()).to_string();
     let write = ChannelWrite {
         provider_id,
         merchant_id,
@@ -235,20 +264,20 @@ pub async fn create(
         secrets_cleared: &[],
     };
     let id = channels::insert(&mut tx, &write, now).await?;
-    if let Some(sealed) = seal_secrets(&state, id, &split)? {
+    if let Some(sealed) = seal_secrets(state, id, &split)? {
         secrets::put(&mut tx, CHANNEL_SECRETS, id, Some(&sealed)).await?;
     }
     let detail =
         serde_json::json!({"provider_id": provider_id, "merchant_id": merchant_id, "kind": input.kind.as_str()});
-    commit_audited(tx, now, &actor, "channel.create", ("channel", id), detail).await?;
-    Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+    commit_audited(tx, now, &caller.actor, "channel.create", ("channel", id), detail).await?;
+    Ok(id)
 }
 
 #[utoipa::path(get, path = "/channels", tag = "channels", params(ChannelListQuery),
     responses((status = 200, body = ListOut<ChannelOut>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    _actor: Actor,
+    _caller: Caller,
     ApiQuery(query): ApiQuery<ChannelListQuery>,
 ) -> Result<Json<ListOut<ChannelOut>>, ApiError> {
     let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
@@ -284,24 +313,40 @@ pub async fn list(
     responses((status = 200, body = ChannelOut), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    _actor: Actor,
+    _caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<ChannelOut>, ApiError> {
     Ok(Json(load_out(&state, id).await?))
 }
 
+/// Change a channel (settings merge; see the module contract).
+///
+/// A sub-merchant's channel needs the `operate` scope; the provider's own channel needs `admin` (403 otherwise).
 #[utoipa::path(patch, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)), request_body = ChannelPatch,
     responses((status = 200, body = ChannelOut), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     IdPath(id): IdPath,
     ApiJson(patch): ApiJson<ChannelPatch>,
 ) -> Result<Json<ChannelOut>, ApiError> {
+    update_channel(&state, &caller, id, patch).await?;
+    Ok(Json(load_out(&state, id).await?))
+}
+
+/// Change a channel (audited `channel.update`, naming the fields given and any credential the change cleared).
+/// What was cleared stays in the channel's `secrets_cleared` (see [`ChannelOut`]) for the caller to show.
+pub(crate) async fn update_channel(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    patch: ChannelPatch,
+) -> Result<(), ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let current = channels::get(&mut tx, id).await?.ok_or(ApiError::NotFound("channel"))?;
+    require_for_owner(&caller.grant, current.merchant_id)?;
     let kind = parse_kind(&current)?;
     let mut changed: Vec<String> = Vec::new();
     let name = match patch.name {
@@ -324,7 +369,7 @@ pub async fn update(
         Patch::Value(update) => {
             let mut before: Map<String, Value> = serde_json::from_str(&current.settings)
                 .map_err(|e| ApiError::internal(anyhow::anyhow!("channel {id} settings are not JSON: {e}")))?;
-            let stored_secrets = open_secrets(&state, &current);
+            let stored_secrets = open_secrets(state, &current);
             let unreadable = stored_secrets.is_none();
             before.extend(stored_secrets.unwrap_or_default());
             let mut merged = before.clone();
@@ -343,7 +388,7 @@ pub async fn update(
             }
             let mut split = validate_settings(kind, Value::Object(merged))
                 .map_err(|e| explain_cleared(e, &current.secrets_cleared))?;
-            check_destination(&state, kind, &split)?;
+            check_destination(state, kind, &split)?;
             // Compare normalised with normalised: what was stored is normalised; what the update gave is now.
             let mut after = split.public.clone();
             after.extend(split.secrets.clone());
@@ -369,7 +414,7 @@ pub async fn update(
                     secrets_cleared.push(key.clone());
                 }
             }
-            (Value::Object(split.public.clone()).to_string(), seal_secrets(&state, id, &split)?, secrets_cleared)
+            (Value::Object(split.public.clone()).to_string(), seal_secrets(state, id, &split)?, secrets_cleared)
         }
     };
     let write = ChannelWrite {
@@ -389,8 +434,7 @@ pub async fn update(
         detail["secrets_cleared"] = serde_json::json!(cleared_now);
         detail["reason"] = serde_json::json!(clear_reason);
     }
-    commit_audited(tx, now, &actor, "channel.update", ("channel", id), detail).await?;
-    Ok(Json(load_out(&state, id).await?))
+    commit_audited(tx, now, &caller.actor, "channel.update", ("channel", id), detail).await
 }
 
 /// A required credential that is missing because a destination change cleared it: say so.
@@ -404,16 +448,25 @@ fn explain_cleared(error: FieldError, cleared: &[String]) -> FieldError {
     }
 }
 
+/// Delete a channel.
+///
+/// A sub-merchant's channel needs the `operate` scope; the provider's own channel needs `admin` (403 otherwise).
 #[utoipa::path(delete, path = "/channels/{id}", tag = "channels", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+    delete_channel(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a channel (audited `channel.delete`).
+pub(crate) async fn delete_channel(state: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    if !channels::delete(&mut tx, id).await? {
-        return Err(ApiError::NotFound("channel"));
-    }
-    commit_audited(tx, now, &actor, "channel.delete", ("channel", id), serde_json::json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let current = channels::get(&mut tx, id).await?.ok_or(ApiError::NotFound("channel"))?;
+    require_for_owner(&caller.grant, current.merchant_id)?;
+    channels::delete(&mut tx, id).await?;
+    let detail = serde_json::json!({"provider_id": current.provider_id, "merchant_id": current.merchant_id});
+    commit_audited(tx, now, &caller.actor, "channel.delete", ("channel", id), detail).await
 }
 
 /// Send a sample message through the channel now (not through the queue, not rate limited) and report the
@@ -423,15 +476,26 @@ pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdP
     security(("bearer" = [])))]
 pub async fn test(
     State(state): State<AppState>,
-    actor: Actor,
+    caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<Json<crate::notify::TestSendOut>, ApiError> {
-    let (row, out) = test_channel(&state, id).await?;
+    Ok(Json(test_channel_audited(&state, &caller, id).await?))
+}
+
+/// Test-send through a channel and record it in the audit log (`channel.test`, with the outcome and the service's
+/// code). The answer is already cut to 2 KiB (`notify::cut_answer`).
+pub(crate) async fn test_channel_audited(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<crate::notify::TestSendOut, ApiError> {
+    caller.grant.permits(Scope::Operate)?;
+    let (row, out) = test_channel(state, id).await?;
     let now = state.now_ms();
     let tx = state.store().begin().await?;
     let detail = serde_json::json!({"kind": row.kind, "ok": out.ok, "code": out.code});
-    commit_audited(tx, now, &actor, "channel.test", ("channel", id), detail).await?;
-    Ok(Json(out))
+    commit_audited(tx, now, &caller.actor, "channel.test", ("channel", id), detail).await?;
+    Ok(out)
 }
 
 /// Shared by the API and `wxrisk channel test`.

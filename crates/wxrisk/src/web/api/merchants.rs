@@ -1,4 +1,9 @@
 //! `/api/v1/merchants`: sub-merchants (子商户) of a provider: name, reply text, auto-refund, enabled.
+//!
+//! Contract: creating, changing and deleting a sub-merchant needs the `operate` scope (the console's operator role):
+//! running the sub-merchant list is part of a provider's daily operations. The actions are the `pub(crate)`
+//! functions here ([`create_merchant`], [`update_merchant`], [`delete_merchant`]), which the API handlers and the
+//! console's pages both call: validation, the audit log and conflicts are the same whichever door was used.
 
 use axum::Json;
 use axum::extract::State;
@@ -81,6 +86,8 @@ pub struct MerchantListQuery {
     pub provider_id: Option<i64>,
     pub mchid: Option<String>,
     pub enabled: Option<bool>,
+    /// The mchid, the start of an mchid, or part of the name.
+    pub q: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<i64>,
 }
@@ -104,7 +111,8 @@ async fn to_out(conn: &mut sqlx::AnyConnection, row: MerchantRow) -> Result<Merc
     })
 }
 
-async fn load_out(state: &AppState, id: i64) -> Result<MerchantOut, ApiError> {
+/// One sub-merchant as the API shows it.
+pub(crate) async fn load_out(state: &AppState, id: i64) -> Result<MerchantOut, ApiError> {
     let mut conn = state.store().conn().await?;
     let row = merchants::get(&mut conn, id).await?.ok_or(ApiError::NotFound("merchant"))?;
     to_out(&mut conn, row).await
@@ -146,6 +154,12 @@ pub async fn create(
     actor: Actor,
     ApiJson(input): ApiJson<MerchantIn>,
 ) -> Result<(StatusCode, Json<MerchantOut>), ApiError> {
+    let id = create_merchant(&state, &actor, input).await?;
+    Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+}
+
+/// Create a sub-merchant (audited `merchant.create`); returns its id.
+pub(crate) async fn create_merchant(state: &AppState, actor: &Actor, input: MerchantIn) -> Result<i64, ApiError> {
     let now = state.now_ms();
     let valid = MerchantDraft {
         mchid: input.mchid,
@@ -160,8 +174,8 @@ pub async fn create(
     let id =
         merchants::insert(&mut tx, &write_of(input.provider_id, &valid), now).await.map_err(mchid_conflict(&valid))?;
     let detail = serde_json::json!({"provider_id": input.provider_id, "mchid": valid.mchid.as_str()});
-    commit_audited(tx, now, &actor, "merchant.create", ("merchant", id), detail).await?;
-    Ok((StatusCode::CREATED, Json(load_out(&state, id).await?)))
+    commit_audited(tx, now, actor, "merchant.create", ("merchant", id), detail).await?;
+    Ok(id)
 }
 
 #[utoipa::path(get, path = "/merchants", tag = "merchants", params(MerchantListQuery),
@@ -172,7 +186,12 @@ pub async fn list(
     ApiQuery(query): ApiQuery<MerchantListQuery>,
 ) -> Result<Json<ListOut<MerchantOut>>, ApiError> {
     let page = PageQuery { cursor: query.cursor, limit: query.limit }.page()?;
-    let filter = MerchantFilter { provider_id: query.provider_id, mchid: query.mchid, enabled: query.enabled };
+    let filter = MerchantFilter {
+        provider_id: query.provider_id,
+        mchid: query.mchid,
+        enabled: query.enabled,
+        search: query.q.filter(|q| !q.trim().is_empty()),
+    };
     let mut conn = state.store().conn().await?;
     let (rows, next) = page.finish(merchants::list(&mut conn, &filter, page).await?, |m| m.id);
     let mut items = Vec::with_capacity(rows.len());
@@ -201,6 +220,17 @@ pub async fn update(
     IdPath(id): IdPath,
     ApiJson(patch): ApiJson<MerchantPatch>,
 ) -> Result<Json<MerchantOut>, ApiError> {
+    update_merchant(&state, &actor, id, patch).await?;
+    Ok(Json(load_out(&state, id).await?))
+}
+
+/// Change a sub-merchant (audited `merchant.update`, naming the fields given).
+pub(crate) async fn update_merchant(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    patch: MerchantPatch,
+) -> Result<(), ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let current = merchants::get(&mut tx, id).await?.ok_or(ApiError::NotFound("merchant"))?;
@@ -231,19 +261,23 @@ pub async fn update(
         channels::move_with_merchant(&mut tx, id, provider_id).await?;
     }
     merchants::update(&mut tx, id, &write_of(provider_id, &valid), now).await.map_err(mchid_conflict(&valid))?;
-    commit_audited(tx, now, &actor, "merchant.update", ("merchant", id), serde_json::json!({"fields": changed}))
-        .await?;
-    Ok(Json(load_out(&state, id).await?))
+    commit_audited(tx, now, actor, "merchant.update", ("merchant", id), serde_json::json!({"fields": changed})).await
 }
 
 #[utoipa::path(delete, path = "/merchants/{id}", tag = "merchants", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(State(state): State<AppState>, actor: Actor, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+    delete_merchant(&state, &actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a sub-merchant and its channels (audited `merchant.delete`). Its complaints and violations stay: they
+/// are WeChat's records, and the sub-merchant is then "unknown" (the provider's defaults apply).
+pub(crate) async fn delete_merchant(state: &AppState, actor: &Actor, id: i64) -> Result<(), ApiError> {
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let row = merchants::get(&mut tx, id).await?.ok_or(ApiError::NotFound("merchant"))?;
     merchants::delete(&mut tx, id).await?;
     let detail = serde_json::json!({"provider_id": row.provider_id, "mchid": row.mchid});
-    commit_audited(tx, now, &actor, "merchant.delete", ("merchant", id), detail).await?;
-    Ok(StatusCode::NO_CONTENT)
+    commit_audited(tx, now, actor, "merchant.delete", ("merchant", id), detail).await
 }

@@ -1,6 +1,7 @@
 //! Sub-merchant risk: `GET /api/v1/merchants/{id}/risk` (one sub-merchant over 7, 30 and 90 days) and
 //! `GET /api/v1/risk/merchants` (a provider's sub-merchants ranked by score). The score and its formula:
-//! `domain::risk`, documented for operators in `docs/risk.md`.
+//! `domain::risk`, documented for operators in `docs/risk.md`. [`risk_of`] is what the API and the console's risk
+//! page both show.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +18,7 @@ use crate::store::{merchants, providers};
 use crate::web::json::{ApiQuery, IdPath};
 use crate::workflow::violations::{current_score, figures};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RiskOut {
     pub provider_id: i64,
     pub mchid: String,
@@ -37,7 +38,8 @@ pub struct RiskOut {
     pub limited_functions: Vec<String>,
 }
 
-async fn risk_of(
+/// A sub-merchant's score and figures now (`name`: the registered sub-merchant's, when it is registered).
+pub(crate) async fn risk_of(
     conn: &mut sqlx::AnyConnection,
     state: &AppState,
     provider_id: i64,

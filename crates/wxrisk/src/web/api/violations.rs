@@ -1,5 +1,9 @@
 //! `/api/v1/violations`: disposal records of sub-merchants (平台违规处置) — punishments, interceptions, appeals —
 //! newest first, with the events WeChat sent about each and the sub-merchant's current limitations.
+//!
+//! Contract: [`list_violations`] (the filters checked, one page of records) and [`violation_detail`] (a record with
+//! its events and the sub-merchant's stored limitations) are what the API handlers and the console's pages both
+//! read through.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +17,7 @@ use crate::domain::risk::risk_label;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::Page;
-use crate::store::violations::{self as store, ViolationFilter, ViolationRow};
+use crate::store::violations::{self as store, EventRow, LimitationsRow, ViolationFilter, ViolationRow};
 use crate::web::json::{ApiQuery, IdPath, ListOut, PageQuery, time_param};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,7 +87,7 @@ fn to_out(r: ViolationRow) -> ViolationOut {
     }
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ViolationListQuery {
@@ -110,6 +114,16 @@ pub async fn list(
     _actor: Actor,
     ApiQuery(query): ApiQuery<ViolationListQuery>,
 ) -> Result<Json<ListOut<ViolationOut>>, ApiError> {
+    let (rows, next) = list_violations(&state, query).await?;
+    Ok(Json(ListOut::new(rows.into_iter().map(to_out).collect(), next)))
+}
+
+/// One page of records, newest first, and the cursor of the next page. Filters are checked here: a bad `event`,
+/// `since`, `until`, `cursor` or `limit` is an error naming it.
+pub(crate) async fn list_violations(
+    state: &AppState,
+    query: ViolationListQuery,
+) -> Result<(Vec<ViolationRow>, Option<i64>), ApiError> {
     let kind = match query.event.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         None => None,
         Some(event) => {
@@ -122,9 +136,9 @@ pub async fn list(
     };
     let filter = ViolationFilter {
         provider_id: query.provider_id,
-        sub_mchid: query.mchid.filter(|m| !m.is_empty()),
+        sub_mchid: query.mchid.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
         kind,
-        risk_type: query.risk_type.filter(|r| !r.is_empty()),
+        risk_type: query.risk_type.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
         since: time_param("since", query.since.as_deref(), false)?,
         until: time_param("until", query.until.as_deref(), true)?,
     };
@@ -132,8 +146,7 @@ pub async fn list(
     let before = (page.after_id > 0).then_some(page.after_id);
     let mut conn = state.store().conn().await?;
     let rows = store::list(&mut conn, &filter, before, page.limit + 1).await?;
-    let (rows, next) = Page { after_id: 0, limit: page.limit }.finish(rows, |v| v.id);
-    Ok(Json(ListOut::new(rows.into_iter().map(to_out).collect(), next)))
+    Ok(Page { after_id: 0, limit: page.limit }.finish(rows, |v| v.id))
 }
 
 #[utoipa::path(get, path = "/violations/{id}", tag = "violations", params(("id" = i64, Path)),
@@ -143,13 +156,11 @@ pub async fn get(
     _actor: Actor,
     IdPath(id): IdPath,
 ) -> Result<Json<ViolationOut>, ApiError> {
-    let mut conn = state.store().conn().await?;
-    let row = store::get(&mut conn, id).await?.ok_or(ApiError::NotFound("violation"))?;
-    let events = store::events(&mut conn, id).await?;
-    let limitations = store::limitations(&mut conn, row.provider_id, &row.sub_mchid).await?;
-    let mut out = to_out(row);
+    let detail = violation_detail(&state, WhichViolation::Id(id)).await?;
+    let mut out = to_out(detail.row);
     out.events = Some(
-        events
+        detail
+            .events
             .into_iter()
             .map(|e| ViolationEventOut {
                 notification_id: e.notification_id,
@@ -159,10 +170,39 @@ pub async fn get(
             })
             .collect(),
     );
-    out.limitations = limitations.map(|l| {
+    out.limitations = detail.limitations.map(|l| {
         let mut details: Value = serde_json::from_str(&l.details).unwrap_or(Value::Null);
         details["checked_at"] = Value::String(format_shanghai(l.checked_at));
         details
     });
     Ok(Json(out))
+}
+
+/// Which record: the API's row id, or the provider and WeChat's `record_id` (the console's links).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WhichViolation<'a> {
+    Id(i64),
+    Record { provider_id: i64, record_id: &'a str },
+}
+
+/// A record, every event about it (oldest first) and its sub-merchant's limitations as last read.
+#[derive(Debug, Clone)]
+pub(crate) struct ViolationDetail {
+    pub row: ViolationRow,
+    pub events: Vec<EventRow>,
+    pub limitations: Option<LimitationsRow>,
+}
+
+pub(crate) async fn violation_detail(state: &AppState, which: WhichViolation<'_>) -> Result<ViolationDetail, ApiError> {
+    let mut conn = state.store().conn().await?;
+    let row = match which {
+        WhichViolation::Id(id) => store::get(&mut conn, id).await?,
+        WhichViolation::Record { provider_id, record_id } => {
+            store::get_by_record(&mut conn, provider_id, record_id).await?
+        }
+    }
+    .ok_or(ApiError::NotFound("violation"))?;
+    let events = store::events(&mut conn, row.id).await?;
+    let limitations = store::limitations(&mut conn, row.provider_id, &row.sub_mchid).await?;
+    Ok(ViolationDetail { row, events, limitations })
 }
