@@ -73,3 +73,22 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   });
 });
+
+// --- Sub-merchants and channels (issue 11, pages 5 and 7's channels) ---
+// An email preset fills in its SMTP host, port and security (the server applies the preset anyway).
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("select[data-preset]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var option = select.options[select.selectedIndex];
+      var form = select.form;
+      if (!option || !form || !option.dataset.host) return;
+      var set = function (name, value) {
+        var field = form.querySelector('[name="' + name + '"]');
+        if (field) field.value = value;
+      };
+      set("s.host", option.dataset.host);
+      set("s.port", option.dataset.port);
+      set("s.security", option.dataset.security);
+    });
+  });
+});

@@ -19,11 +19,15 @@
 //! - Static files (`static/`: one stylesheet, one small script, no CDN and no build step) are compiled in.
 
 pub mod assets;
+pub mod channel_form;
+pub mod channels;
 pub mod dashboard;
 pub mod form;
+pub mod merchants;
 pub mod page;
 pub mod session;
 pub mod signin;
+pub mod violations;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -127,6 +131,29 @@ pub fn pages() -> ConsoleRoutes {
         .get("/console/account/password", Role::Viewer, signin::password_form)
         .post("/console/account/password", Role::Viewer, signin::change_password)
         .post("/console/logout", Role::Viewer, signin::sign_out)
+        // Violations, sub-merchants and their risk, notification channels (issue 11, pages 4, 5 and 7's channels).
+        // Writes to a provider's own channel are declared Operator here and need admin in the action itself
+        // (`web::api::channels::require_for_owner`), like the API's.
+        .get("/console/violations", Role::Viewer, violations::list)
+        .get("/console/providers/{provider_id}/violations/{record_id}", Role::Viewer, violations::show)
+        .get("/console/merchants", Role::Viewer, merchants::list)
+        .post("/console/merchants", Role::Operator, merchants::create)
+        .get("/console/merchants/new", Role::Operator, merchants::new_form)
+        .get("/console/merchants/{id}", Role::Viewer, merchants::show)
+        .post("/console/merchants/{id}", Role::Operator, merchants::update)
+        .get("/console/merchants/{id}/edit", Role::Operator, merchants::edit_form)
+        .post("/console/merchants/{id}/delete", Role::Operator, merchants::delete)
+        .get("/console/merchants/{id}/channels/new", Role::Operator, channels::new_merchant_channel)
+        .post("/console/merchants/{id}/channels", Role::Operator, channels::create_merchant_channel)
+        .get("/console/providers/{provider_id}/merchants/{mchid}/risk", Role::Viewer, merchants::risk)
+        .get("/console/channels", Role::Viewer, channels::list)
+        .post("/console/channels", Role::Admin, channels::create_provider_channel)
+        .get("/console/channels/new", Role::Admin, channels::new_provider_channel)
+        .get("/console/channels/{id}/edit", Role::Operator, channels::edit_form)
+        .post("/console/channels/{id}", Role::Operator, channels::update)
+        .post("/console/channels/{id}/enabled", Role::Operator, channels::set_enabled)
+        .post("/console/channels/{id}/delete", Role::Operator, channels::delete)
+        .post("/console/channels/{id}/test", Role::Operator, channels::test)
 }
 
 /// The console: its pages, the public sign-in and setup pages, static files, and `/` leading to it.
