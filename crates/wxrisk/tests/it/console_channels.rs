@@ -111,6 +111,31 @@ async fn operators_keep_a_sub_merchants_channels_and_test_send_through_the_simul
     let refused = ops.post(&format!("/console/channels/{id}"), &bad).await;
     assert_eq!(refused.status, 400);
     assert!(refused.has("提醒成员（userid）") && refused.has("settings.mentioned_list"), "{}", refused.body);
+    assert_eq!(viewer.get(&format!("/console/channels/{id}/edit")).await.status, 403);
+    // Every action of a channel needs the form's token.
+    for (path, fields) in [
+        (format!("/console/channels/{id}"), change.to_vec()),
+        (format!("/console/channels/{id}/enabled"), vec![("enabled", "false")]),
+        (format!("/console/channels/{id}/delete"), vec![]),
+    ] {
+        assert_eq!(ops.post_raw(&path, &fields).await.status, 403, "{path}");
+    }
+    assert_eq!(channels_of(&app, &format!("merchant_id={m}")).await[0]["enabled"], true, "nothing changed");
+    // In English: the sub-merchant's page, a channel form and a test send.
+    assert_eq!(ops.get("/console/lang?to=en&next=/console").await.status, 303);
+    let english = ops.get(&merchant_page).await;
+    assert!(
+        english.has("Notification channels") && english.has("Test send") && english.has("Risk score"),
+        "{}",
+        english.body
+    );
+    let english = ops.get(&format!("/console/merchants/{m}/channels/new?kind=dingtalk_robot")).await;
+    assert!(english.has("New channel: DingTalk robot") && english.has("Signing secret"), "{}", english.body);
+    let english = ops.post(&test, &[]).await;
+    assert!(english.has("The service accepted the test message"), "{}", english.body);
+    let english = ops.get(&format!("/console/merchants/{m}/edit")).await;
+    assert!(english.has("Edit sub-merchant") && english.has("Reply text"), "{}", english.body);
+    assert_eq!(ops.get("/console/lang?to=zh&next=/console").await.status, 303);
     assert_eq!(viewer.post(&format!("/console/channels/{id}/delete"), &[]).await.status, 403);
     assert_eq!(ops.post(&format!("/console/channels/{id}/delete"), &[]).await.status, 303);
     assert_eq!(app.count("channels").await, 0);
@@ -121,7 +146,10 @@ async fn operators_keep_a_sub_merchants_channels_and_test_send_through_the_simul
         .filter(|(who, what)| who == "user:ops" && what.starts_with("channel."))
         .map(|(_, what)| what)
         .collect();
-    assert_eq!(actions, ["channel.create", "channel.test", "channel.update", "channel.update", "channel.delete"]);
+    assert_eq!(
+        actions,
+        ["channel.create", "channel.test", "channel.update", "channel.update", "channel.test", "channel.delete"]
+    );
     sim.stop().await;
 }
 

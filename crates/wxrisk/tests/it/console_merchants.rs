@@ -245,6 +245,9 @@ async fn the_list_searches_filters_pages_by_50_and_shows_each_rows_risk_and_rece
         assert_eq!(found.status, 200);
         assert_eq!(found.body.matches("class=\"name-col\"").count(), expect, "{query}");
     }
+    // The API searches the same way.
+    let (_, found) = app.get(&format!("/api/v1/merchants?q={}", "42号")).await;
+    assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
     let bad = viewer.get("/console/merchants?provider_id=abc").await;
     assert_eq!(bad.status, 400);
     assert!(bad.has("provider_id"), "{}", bad.body);

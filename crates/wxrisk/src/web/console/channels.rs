@@ -351,7 +351,12 @@ async fn new_page(
     Ok(ChannelFormPage {
         ctx: console.ctx(section),
         title: match form.kind {
-            Some(kind) => format!("{}：{}", lang.pick("添加通知渠道", "New channel"), kind_label(kind, lang)),
+            Some(kind) => format!(
+                "{}{}{}",
+                lang.pick("添加通知渠道", "New channel"),
+                lang.pick("：", ": "),
+                kind_label(kind, lang)
+            ),
             None => lang.pick("添加通知渠道", "New channel").to_owned(),
         },
         owner: owner_label,
@@ -558,7 +563,7 @@ async fn edit_page(
         .collect();
     Ok(ChannelFormPage {
         ctx: console.ctx(if out.merchant_id.is_some() { "merchants" } else { "channels" }),
-        title: format!("{}：{}", lang.pick("编辑通知渠道", "Edit channel"), out.name),
+        title: format!("{}{}{}", lang.pick("编辑通知渠道", "Edit channel"), lang.pick("：", ": "), out.name),
         owner,
         action: format!("/console/channels/{}", out.id),
         back: owner_page(out.merchant_id),
