@@ -193,3 +193,31 @@ pub async fn delete(conn: &mut AnyConnection, id: i64) -> StoreResult<bool> {
     let done = sqlx::query("delete from merchants where id = $1").bind(id).execute(&mut *conn).await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// The registered sub-merchants among these `(provider_id, mchid)` pairs, in one query whatever their number (for
+/// pages that show names beside mchids). Pairs not registered are absent.
+pub async fn of_pairs(
+    conn: &mut AnyConnection,
+    pairs: &[(i64, String)],
+) -> StoreResult<std::collections::HashMap<(i64, String), MerchantRow>> {
+    let mut found = std::collections::HashMap::new();
+    if pairs.is_empty() {
+        return Ok(found);
+    }
+    let mut c = Conditions::new();
+    let mut mchids: Vec<&str> = pairs.iter().map(|(_, m)| m.as_str()).collect();
+    mchids.sort_unstable();
+    mchids.dedup();
+    // By mchid (index `merchants_mchid`); the provider is matched below.
+    c.add_in("mchid", mchids.into_iter().map(|m| Arg::Text(m.to_owned())));
+    let sql = format!("select {COLUMNS} from merchants where {}", c.sql());
+    let rows = c.bind(sqlx::query(sqlx::AssertSqlSafe(sql))).fetch_all(&mut *conn).await?;
+    for row in &rows {
+        let m = from_row(row)?;
+        let key = (m.provider_id, m.mchid.clone());
+        if pairs.contains(&key) {
+            found.insert(key, m);
+        }
+    }
+    Ok(found)
+}

@@ -44,6 +44,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_secrets_and_destinations"),
     migration!(9, "0009_console"),
     migration!(11, "0011_console_merchants"),
+    migration!(16, "0016_console_dashboard"),
 ];
 
 /// Arbitrary, fixed: the advisory lock id wxrisk instances take while migrating.

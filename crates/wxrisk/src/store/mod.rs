@@ -12,6 +12,7 @@ pub mod channels;
 pub mod complaints;
 pub mod conditions;
 pub mod console;
+pub mod dashboard;
 pub mod deliveries;
 pub mod idempotency;
 pub mod inbound;

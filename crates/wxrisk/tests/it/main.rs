@@ -13,6 +13,7 @@ mod cluster;
 mod complaints;
 mod console_channels;
 mod console_client;
+mod console_dashboard;
 mod console_merchants;
 mod console_signin;
 mod console_violations;
